@@ -1,0 +1,96 @@
+"""The append-only, hash-chained audit log: append events, and verify that nobody edited history."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.models import AuditEvent
+from engine.models import AuditHead
+
+GENESIS = "0" * 64
+HEAD_ID = 1
+
+
+@dataclass
+class AuditRecord:
+    """One event to append; `details` must be JSON-able (datetimes become ISO strings)."""
+
+    event: str
+    actor: str
+    at: datetime
+    instance_id: int | None = None
+    task_id: str | None = None
+    element_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+
+def _json_safe(details: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(details, default=str, sort_keys=True))
+
+
+def _digest(prev_hash: str, seq: int, row: AuditEvent) -> str:
+    body = json.dumps(
+        [prev_hash, seq, row.at.isoformat(), row.actor, row.event, row.instance_id, row.task_id,
+         row.element_id, row.details],
+        default=str, sort_keys=True, separators=(",", ":"),
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def append(session: Session, records: list[AuditRecord]) -> None:
+    """Chain `records` onto the log inside the caller's transaction (locks the head row until commit)."""
+    if not records:
+        return
+    head = session.execute(select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()).scalar_one()
+    seq, prev = head.last_seq, head.last_hash
+    rows = []
+    for record in records:
+        seq += 1
+        row = AuditEvent(
+            seq=seq, at=record.at, actor=record.actor, event=record.event, instance_id=record.instance_id,
+            task_id=record.task_id, element_id=record.element_id, details=_json_safe(record.details),
+            prev_hash=prev,
+        )
+        row.hash = prev = _digest(row.prev_hash, seq, row)
+        rows.append(row)
+    session.add_all(rows)
+    head.last_seq, head.last_hash = seq, prev
+
+
+def verify(session: Session, batch: int = 5000) -> VerifyResult:
+    """Walk the whole chain; report the first row that was edited, deleted, inserted or reordered."""
+    expected_prev, expected_seq, checked = GENESIS, 1, 0
+    last_seen = 0
+    while True:
+        rows = session.scalars(
+            select(AuditEvent).where(AuditEvent.seq > last_seen).order_by(AuditEvent.seq).limit(batch)
+        ).all()
+        for row in rows:
+            if row.seq != expected_seq:
+                return VerifyResult(False, checked, expected_seq, f"Event #{expected_seq} is missing.")
+            if row.prev_hash != expected_prev:
+                return VerifyResult(False, checked, row.seq, f"Event #{row.seq} does not follow the event before it.")
+            if _digest(row.prev_hash, row.seq, row) != row.hash:
+                return VerifyResult(False, checked, row.seq, f"Event #{row.seq} was changed after it was written.")
+            expected_prev, expected_seq, last_seen = row.hash, row.seq + 1, row.seq
+            checked += 1
+        if len(rows) < batch:
+            break
+    head = session.get(AuditHead, HEAD_ID)
+    if head is None or head.last_seq != last_seen or head.last_hash != expected_prev:
+        return VerifyResult(False, checked, last_seen + 1, "Events at the end of the log were deleted.")
+    return VerifyResult(True, checked)

@@ -1,0 +1,60 @@
+"""Database engines as Dealflow needs them: SQLite tuned for one writer at a time, PostgreSQL as is."""
+
+import weakref
+
+from sqlalchemy import Engine
+from sqlalchemy import create_engine
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
+
+WRITE = {"dealflow_write": True}
+SQLITE_BUSY_MS = 10_000
+_configured: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
+def create_db_engine(url: str, **options) -> Engine:
+    """An engine for `url`; on SQLite with WAL, a busy timeout and BEGIN IMMEDIATE for writers."""
+    if url.startswith("sqlite"):
+        options.setdefault("connect_args", {})["timeout"] = SQLITE_BUSY_MS / 1000
+    else:
+        options.setdefault("pool_pre_ping", True)
+    engine = create_engine(url, **options)
+    configure_engine(engine)
+    return engine
+
+
+def configure_engine(engine: Engine) -> None:
+    """Install the SQLite pragmas and transaction handling on an engine made elsewhere (Flask-SQLAlchemy)."""
+    if engine.dialect.name != "sqlite" or engine in _configured:
+        return
+    _configured.add(engine)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # pysqlite's own transaction handling would issue a deferred BEGIN; we issue BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # A writer takes the write lock up front: two racing commands then queue on the busy timeout and the
+        # second one sees the first one's commit, instead of failing with "database is locked" mid-way.
+        if conn.get_execution_options().get("dealflow_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def begin_write(session: Session) -> None:
+    """Start the session's transaction as a writer (BEGIN IMMEDIATE on SQLite). Call before any query."""
+    session.connection(execution_options=WRITE)

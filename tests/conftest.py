@@ -1,0 +1,78 @@
+"""Shared fixtures: real databases (SQLite file, PostgreSQL when configured), a controllable clock."""
+
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+import pytest
+
+from engine.database import create_db_engine
+from engine.database import make_session_factory
+from tests import dbutil
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    return dbutil.make_sqlite_template(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    base = dbutil.pg_base_url()
+    if base is None:
+        yield None
+        return
+    url = dbutil.create_pg_database(base)
+    yield url
+    dbutil.drop_pg_database(base, url)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path, sqlite_template):
+    """A migrated, empty database: a fresh SQLite file, or the run's PostgreSQL database emptied."""
+    if request.param == "sqlite":
+        return dbutil.fresh_sqlite(sqlite_template, tmp_path)
+    url = request.getfixturevalue("pg_database")
+    if url is None:
+        pytest.skip(f"PostgreSQL tests need {dbutil.PG_ENV} (make test sets it when a server is reachable)")
+    dbutil.reset_pg(url)
+    return url
+
+
+@pytest.fixture
+def db_engine(db_url):
+    eng = create_db_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session_factory(db_engine):
+    return make_session_factory(db_engine)
+
+
+@pytest.fixture
+def session(session_factory):
+    with session_factory() as s:
+        yield s
+
+
+class Clock:
+    """A clock tests move by hand; the only thing tests are allowed to patch."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs) -> datetime:
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
