@@ -6,6 +6,8 @@ on load the cached spec objects are plugged back in, which is what makes a comma
 
 import json
 from copy import deepcopy
+from datetime import date
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -45,7 +47,11 @@ def _build_registry():
     # Camunda external tasks are plain ServiceTask specs; the stock config has no converter for them.
     config[ServiceTask] = BpmnTaskSpecConverter
     config[BpmnWorkflow] = StateOnlyWorkflowConverter
-    return BpmnWorkflowSerializer.configure(config)
+    registry = BpmnWorkflowSerializer.configure(config)
+    # Typed form values (date fields, money) must survive a round trip as what they are.
+    registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
+    registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
+    return registry
 
 
 REGISTRY = _build_registry()

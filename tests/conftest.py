@@ -76,3 +76,19 @@ class Clock:
 @pytest.fixture
 def clock():
     return Clock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture(scope="session")
+def script_pool():
+    from engine.sandbox import ScriptPool
+
+    pool = ScriptPool(workers=2)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def engine(session_factory, clock, script_pool):
+    from engine.engine import Engine
+
+    return Engine(session_factory, clock=clock, script_pool=script_pool)

@@ -1,0 +1,93 @@
+"""create_app(config): the one place that wires Dealflow together. Run `flask --app app --help` for the CLI."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
+
+from engine.database import configure_engine
+from engine.database import make_session_factory
+from engine.db import Base
+from engine.engine import Engine
+from engine.sandbox import ScriptPool
+from processes.catalogue import Catalogue
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+@dataclass
+class Services:
+    """What the web layer and the CLI use; built once per app."""
+
+    session_factory: sessionmaker[Session]
+    engine: Engine
+    catalogue: Catalogue
+    script_pool: ScriptPool
+
+
+def _env(name: str, default: Any) -> Any:
+    return os.environ.get(f"DEALFLOW_{name}", default)
+
+
+def default_config(instance_path: str) -> dict[str, Any]:
+    """Defaults from DEALFLOW_* environment variables: the only place that reads the environment."""
+    sqlite_file = Path(instance_path) / "dealflow.sqlite"
+    return {
+        "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL", f"sqlite:///{sqlite_file}"),
+        "SECRET_KEY": _env("SECRET_KEY", "dev-only-change-me"),
+        "DEALFLOW_MAX_UPLOAD_BYTES": int(_env("MAX_UPLOAD_BYTES", 5 * 1024 * 1024)),
+        "DEALFLOW_SCRIPT_WORKERS": int(_env("SCRIPT_WORKERS", 2)),
+        "DEALFLOW_SCRIPT_SECONDS": float(_env("SCRIPT_SECONDS", 2.0)),
+        "DEALFLOW_SCRIPT_MEMORY_MB": int(_env("SCRIPT_MEMORY_MB", 512)),
+        "DEALFLOW_SCHEDULER": _env("SCHEDULER", "off"),
+        "DEALFLOW_SWEEP_SECONDS": float(_env("SWEEP_SECONDS", 1)),
+    }
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app; `config` (tests pass a dict) overrides the DEALFLOW_* defaults."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(default_config(app.instance_path))
+    if config:
+        app.config.update(config)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["DEALFLOW_MAX_UPLOAD_BYTES"] * 4
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        Path(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS))
+    with app.app_context():
+        configure_engine(db.engine)
+        app.extensions["dealflow"] = _services(app, make_session_factory(db.engine))
+
+    from web import cli
+    from web import pages
+
+    cli.init_app(app)
+    pages.init_app(app)
+    return app
+
+
+def _services(app: Flask, session_factory: sessionmaker[Session]) -> Services:
+    pool = ScriptPool(
+        workers=app.config["DEALFLOW_SCRIPT_WORKERS"], memory_mb=app.config["DEALFLOW_SCRIPT_MEMORY_MB"],
+        cpu_seconds=app.config["DEALFLOW_SCRIPT_SECONDS"], wall_seconds=app.config["DEALFLOW_SCRIPT_SECONDS"],
+    )
+    return Services(
+        session_factory=session_factory,
+        engine=Engine(session_factory, script_pool=pool),
+        catalogue=Catalogue(session_factory),
+        script_pool=pool,
+    )
+
+
+def services(app: Flask) -> Services:
+    return app.extensions["dealflow"]

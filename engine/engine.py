@@ -1,0 +1,184 @@
+"""The Engine facade: every change to a process is a command in one database transaction."""
+
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.task import TaskState
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from engine import audit
+from engine import inbox
+from engine import queries
+from engine import step
+from engine.actor import Actor
+from engine.db import utcnow
+from engine.definitions import SpecCache
+from engine.definitions import resolve_definition_id
+from engine.errors import Conflict
+from engine.errors import NotFound
+from engine.forms import check_variables
+from engine.forms import validate_form
+from engine.history import Recorder
+from engine.models import HumanTask
+from engine.models import InstanceStatus
+from engine.models import ProcessInstance
+from engine.models import TaskStatus
+from engine.runtime import dump_workflow
+from engine.runtime import load_workflow
+from engine.runtime import new_workflow
+from engine.sandbox import ScriptPool
+from engine.sandbox import make_script_engine
+from engine.status import ensure_active
+from engine.status import transition
+from engine.views import InstanceView
+from engine.views import TaskView
+
+
+class Engine(queries.Queries):
+    """Start instances, work tasks, cancel; read instances, tasks and history (see `queries.Queries`)."""
+
+    def __init__(self, session_factory: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow,
+                 script_pool: ScriptPool | None = None, spec_cache: SpecCache | None = None):
+        super().__init__(session_factory, spec_cache or SpecCache())
+        self._clock = clock
+        self._script_engine = make_script_engine(script_pool, clock)
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """One write transaction; a lost optimistic-lock race becomes a Conflict with nothing applied."""
+        try:
+            with self._sf() as session, session.begin():
+                session.connection(execution_options={"dealflow_write": True})
+                yield session
+        except StaleDataError as exc:
+            raise Conflict("Someone else changed this process instance at the same moment; "
+                           "nothing of yours was applied. Refresh and try again.") from exc
+
+    def start_instance(self, process_key: str, *, actor: Actor, business_key: str | None = None,
+                       variables: dict[str, Any] | None = None, version: int | None = None) -> InstanceView:
+        """Start the latest (or the given) version of `process_key` and run it to its first wait state."""
+        variables = check_variables(variables or {})
+        now = self._clock()
+        with self._write() as session:
+            loaded = self._specs.get(session, resolve_definition_id(session, process_key, version))
+            variables = _apply_start_form(loaded.spec, variables)
+            workflow = new_workflow(loaded, variables, self._script_engine)
+            recorder = Recorder(actor.username, now)
+            recorder.add("instance_started", process_key=loaded.key, version=loaded.version,
+                         business_key=business_key, variables=variables)
+            outcome = step.run(workflow, None, recorder)
+            recorder.records[0].details["path"] = outcome.path
+            instance = ProcessInstance(
+                definition_id=loaded.definition_id, process_key=loaded.key, business_key=business_key,
+                status=InstanceStatus.RUNNING, state_json="", started_at=now, started_by=actor.username,
+                updated_at=now,
+            )
+            step.persist(session, instance, workflow, outcome, recorder, now)
+            instance_id = instance.id
+        return self.get_instance(instance_id)
+
+    def complete_task(self, task_id: str, *, actor: Actor, data: dict[str, Any] | None = None) -> InstanceView:
+        """Complete a user task with form data (validated), then run the process to its next wait state."""
+        now = self._clock()
+        with self._write() as session:
+            row = self._task_row(session, task_id)
+            inbox.ensure_can_work(row, actor)
+            cleaned = validate_form(row.form, data or {}, row.name or row.bpmn_id)
+            instance = self._lock_instance(session, row.instance_id)
+            loaded = self._specs.get(session, instance.definition_id)
+            workflow = load_workflow(instance.state_json, loaded, self._script_engine)
+            task = workflow.get_task_from_id(UUID(task_id))
+            if task is None or task.state != TaskState.READY:
+                raise Conflict(f"The {inbox.label(row)} no longer waits for input; refresh your inbox.")
+            changed = {k: {"old": task.data.get(k), "new": v} for k, v in cleaned.items() if task.data.get(k) != v}
+            recorder = Recorder(actor.username, now, instance.id)
+            recorder.add("task_completed", task_id=row.id, element_id=row.bpmn_id, name=row.name,
+                         data=cleaned, changed=changed)
+            task.data.update(cleaned)
+            outcome = step.run(workflow, task.run, recorder)
+            recorder.records[0].details["path"] = outcome.path
+            inbox.close(session, row, TaskStatus.COMPLETED, actor.username, now)
+            outcome.changes.cancelled_human_ids[:] = [t for t in outcome.changes.cancelled_human_ids if t != task.id]
+            step.persist(session, instance, workflow, outcome, recorder, now)
+            instance_id = instance.id
+        return self.get_instance(instance_id)
+
+    def claim_task(self, task_id: str, *, actor: Actor) -> TaskView:
+        """Take a task offered to one of your groups, so that nobody else works on it."""
+        return self._reassign(task_id, actor, lambda s, row, now: inbox.claim(s, row, actor, now) and
+                              ("task_claimed", {}))
+
+    def unclaim_task(self, task_id: str, *, actor: Actor) -> TaskView:
+        """Give a claimed task back to its candidate groups."""
+        return self._reassign(task_id, actor, lambda s, row, now:
+                              ("task_unclaimed", {"previous": inbox.unclaim(s, row, actor, now)}))
+
+    def assign_task(self, task_id: str, username: str, *, actor: Actor) -> TaskView:
+        """Give a task to `username` (supervisors and admins); the caller checks that the user exists."""
+        return self._reassign(task_id, actor, lambda s, row, now:
+                              ("task_assigned", {"previous": inbox.assign(s, row, username, actor, now),
+                                                 "assignee": username}))
+
+    def _reassign(self, task_id: str, actor: Actor, apply) -> TaskView:
+        now = self._clock()
+        with self._write() as session:
+            row = self._task_row(session, task_id)
+            event = apply(session, row, now)
+            if event:
+                name, details = event
+                audit.append(session, [audit.AuditRecord(
+                    event=name, actor=actor.username, at=now, instance_id=row.instance_id, task_id=row.id,
+                    element_id=row.bpmn_id, details=details)])
+            view = TaskView.of(row)
+        return view
+
+    def cancel_instance(self, instance_id: int, *, actor: Actor, reason: str | None = None) -> InstanceView:
+        """Stop an instance for good: its open tasks are cancelled, its history kept."""
+        now = self._clock()
+        with self._write() as session:
+            instance = self._lock_instance(session, instance_id)
+            loaded = self._specs.get(session, instance.definition_id)
+            workflow = load_workflow(instance.state_json, loaded, self._script_engine)
+            workflow.cancel()
+            open_ids = [r.id for r in session.query(HumanTask.id).filter_by(instance_id=instance_id,
+                                                                            status=TaskStatus.OPEN)]
+            inbox.cancel_rows(session, open_ids, now)
+            instance.status = transition(instance_id, instance.status, InstanceStatus.CANCELLED)
+            instance.state_json, instance.updated_at, instance.ended_at = dump_workflow(workflow), now, now
+            records = [audit.AuditRecord(event="task_cancelled", actor=actor.username, at=now,
+                                         instance_id=instance_id, task_id=tid) for tid in open_ids]
+            records.append(audit.AuditRecord(event="instance_cancelled", actor=actor.username, at=now,
+                                             instance_id=instance_id, details={"reason": reason}))
+            audit.append(session, records)
+        return self.get_instance(instance_id)
+
+    def _task_row(self, session: Session, task_id: str) -> HumanTask:
+        row = session.get(HumanTask, str(task_id))
+        if row is None:
+            raise NotFound(f"There is no task {task_id!r}; it may belong to another system or never existed.")
+        return row
+
+    def _lock_instance(self, session: Session, instance_id: int) -> ProcessInstance:
+        instance = session.get(ProcessInstance, instance_id, with_for_update=True, populate_existing=True)
+        if instance is None:
+            raise NotFound(f"There is no process instance {instance_id}.")
+        ensure_active(instance.id, instance.status)
+        return instance
+
+
+def _apply_start_form(spec, variables: dict[str, Any]) -> dict[str, Any]:
+    """A start event's form checks the fields it names; other variables (from the CRM) pass through."""
+    for start in spec.start.outputs:
+        fields = (getattr(start, "extensions", None) or {}).get("form")
+        if fields:
+            named = {f["id"] for f in fields}
+            cleaned = validate_form(fields, {k: v for k, v in variables.items() if k in named},
+                                    start.bpmn_name or start.bpmn_id)
+            return {**variables, **cleaned}
+    return variables

@@ -1,0 +1,148 @@
+"""The inbox side of user tasks: rows for new tasks, who may act on one, claim/unclaim/assign."""
+
+from datetime import datetime
+
+from SpiffWorkflow.task import Task as SpiffTask
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from engine.actor import Actor
+from engine.assignment import Assignment
+from engine.errors import Conflict
+from engine.errors import Forbidden
+from engine.models import HumanTask
+from engine.models import ProcessInstance
+from engine.models import TaskCandidate
+from engine.models import TaskStatus
+
+MANAGERS = ("admin", "supervisor")
+
+
+def label(row: HumanTask) -> str:
+    return f"task {row.name or row.bpmn_id!r} ({row.id})"
+
+
+def new_row(task: SpiffTask, instance: ProcessInstance, assignment: Assignment, now: datetime) -> HumanTask:
+    spec = task.task_spec
+    row = HumanTask(
+        id=str(task.id), instance_id=instance.id, process_key=instance.process_key,
+        business_key=instance.business_key, bpmn_id=spec.bpmn_id, name=spec.bpmn_name,
+        lane=getattr(spec, "lane", None), status=TaskStatus.OPEN, assignee=assignment.assignee,
+        candidate_groups=assignment.candidate_groups, candidate_users=assignment.candidate_users,
+        form=(spec.extensions or {}).get("form", []), priority=assignment.priority,
+        due_at=assignment.due_at, follow_up_at=assignment.follow_up_at, created_at=now,
+    )
+    return row
+
+
+def candidate_rows(row: HumanTask) -> list[TaskCandidate]:
+    return [TaskCandidate(task_id=row.id, kind="group", name=g) for g in dict.fromkeys(row.candidate_groups)] + [
+        TaskCandidate(task_id=row.id, kind="user", name=u) for u in dict.fromkeys(row.candidate_users)
+    ]
+
+
+def is_candidate(row: HumanTask, actor: Actor) -> bool:
+    return actor.username in row.candidate_users or bool(actor.groups.intersection(row.candidate_groups))
+
+
+def ensure_open(row: HumanTask) -> None:
+    if row.status == TaskStatus.COMPLETED:
+        raise Conflict(
+            f"The {label(row)} was already completed by {row.completed_by!r}; refresh your inbox.",
+            details={"task_id": row.id, "completed_by": row.completed_by},
+        )
+    if row.status != TaskStatus.OPEN:
+        raise Conflict(f"The {label(row)} is {row.status}; it no longer waits for anyone.")
+
+
+def ensure_can_work(row: HumanTask, actor: Actor) -> None:
+    """The assignee may complete; so may a candidate while nobody has claimed it. Anyone else: Forbidden."""
+    ensure_open(row)
+    if row.assignee == actor.username:
+        return
+    if row.assignee is None and is_candidate(row, actor):
+        return
+    if row.assignee is not None and is_candidate(row, actor):
+        raise Conflict(f"The {label(row)} was claimed by {row.assignee!r}; ask them or a supervisor to release it.")
+    raise Forbidden(f"{actor.username!r} may not work on the {label(row)}: it is assigned to "
+                    f"{_owner_text(row)}.")
+
+
+def _owner_text(row: HumanTask) -> str:
+    if row.assignee:
+        return repr(row.assignee)
+    who = [f"group {g!r}" for g in row.candidate_groups] + [f"user {u!r}" for u in row.candidate_users]
+    return " or ".join(who) if who else "nobody yet (a supervisor must assign it)"
+
+
+def _set_assignee(session: Session, row: HumanTask, expected: str | None, new: str | None, now: datetime) -> None:
+    """Compare-and-set the assignee: a racing claim makes this a Conflict, never a silent overwrite."""
+    guard = HumanTask.assignee.is_(None) if expected is None else HumanTask.assignee == expected
+    result = session.execute(
+        update(HumanTask)
+        .where(HumanTask.id == row.id, HumanTask.status == TaskStatus.OPEN, guard)
+        .values(assignee=new, claimed_at=now if new else None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Conflict(f"The {label(row)} changed while you were acting on it; refresh and try again.")
+    row.assignee, row.claimed_at = new, (now if new else None)
+
+
+def claim(session: Session, row: HumanTask, actor: Actor, now: datetime) -> bool:
+    """Take an unclaimed task; returns False when the actor already holds it."""
+    ensure_open(row)
+    if row.assignee == actor.username:
+        return False
+    if row.assignee is not None:
+        raise Conflict(f"The {label(row)} was already claimed by {row.assignee!r}.")
+    if not (is_candidate(row, actor) or actor.has_role(*MANAGERS)):
+        raise Forbidden(f"{actor.username!r} may not claim the {label(row)}: it is offered to {_owner_text(row)}.")
+    _set_assignee(session, row, None, actor.username, now)
+    return True
+
+
+def unclaim(session: Session, row: HumanTask, actor: Actor, now: datetime) -> str:
+    """Give a task back to its candidates; returns who held it."""
+    ensure_open(row)
+    if row.assignee is None:
+        raise Conflict(f"The {label(row)} is not claimed by anyone.")
+    if row.assignee != actor.username and not actor.has_role(*MANAGERS):
+        raise Forbidden(f"Only {row.assignee!r} or a supervisor may release the {label(row)}.")
+    previous = row.assignee
+    _set_assignee(session, row, previous, None, now)
+    return previous
+
+
+def assign(session: Session, row: HumanTask, username: str, actor: Actor, now: datetime) -> str | None:
+    """Give a task to `username` (already checked to exist by the caller); supervisors and admins only."""
+    ensure_open(row)
+    if not actor.has_role(*MANAGERS):
+        raise Forbidden(f"{actor.username!r} may not assign the {label(row)}: only supervisors and admins may.")
+    previous = row.assignee
+    if previous != username:
+        _set_assignee(session, row, previous, username, now)
+    return previous
+
+
+def close(session: Session, row: HumanTask, status: TaskStatus, actor: str | None, now: datetime) -> None:
+    """Mark an open task completed or cancelled, guarded so two closers cannot both succeed."""
+    result = session.execute(
+        update(HumanTask)
+        .where(HumanTask.id == row.id, HumanTask.status == TaskStatus.OPEN)
+        .values(status=status, completed_at=now, completed_by=actor)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Conflict(f"The {label(row)} was closed by someone else a moment ago; refresh your inbox.")
+    row.status, row.completed_at, row.completed_by = status, now, actor
+
+
+def cancel_rows(session: Session, task_ids: list[str], now: datetime) -> None:
+    if task_ids:
+        session.execute(
+            update(HumanTask)
+            .where(HumanTask.id.in_(task_ids), HumanTask.status == TaskStatus.OPEN)
+            .values(status=TaskStatus.CANCELLED, completed_at=now)
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,147 @@
+"""Read side of the engine: instances, the inbox and history. Only the instance detail loads a workflow."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select
+from sqlalchemy import and_
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
+
+from engine.definitions import SpecCache
+from engine.errors import InvalidInput
+from engine.errors import NotFound
+from engine.models import AuditEvent
+from engine.models import HumanTask
+from engine.models import InstanceStatus
+from engine.models import ProcessInstance
+from engine.models import TaskCandidate
+from engine.models import TaskStatus
+from engine.runtime import element_ids
+from engine.runtime import load_workflow
+from engine.runtime import variables_of
+from engine.views import EventView
+from engine.views import InstanceView
+from engine.views import TaskView
+
+SORTS = {
+    "created": (HumanTask.created_at, HumanTask.id),
+    "due": (HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.created_at, HumanTask.id),
+    "priority": (HumanTask.priority.desc(), HumanTask.created_at, HumanTask.id),
+}
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """What an inbox asks for. `user`/`groups` select tasks that user may work on (assigned or offered)."""
+
+    user: str | None = None
+    groups: frozenset[str] = frozenset()
+    assignee: str | None = None
+    candidate_group: str | None = None
+    business_key: str | None = None
+    instance_id: int | None = None
+    status: str = TaskStatus.OPEN
+    due_before: datetime | None = None
+    overdue_at: datetime | None = None
+    sort: str = "created"
+    limit: int = 50
+    offset: int = 0
+
+
+def _inbox_clause(user: str, groups: frozenset[str]):
+    offered = select(TaskCandidate.task_id).where(or_(
+        and_(TaskCandidate.kind == "user", TaskCandidate.name == user),
+        and_(TaskCandidate.kind == "group", TaskCandidate.name.in_(sorted(groups))),
+    ))
+    return or_(HumanTask.assignee == user, and_(HumanTask.assignee.is_(None), HumanTask.id.in_(offered)))
+
+
+def task_query(f: TaskFilter) -> Select:
+    if f.sort not in SORTS:
+        raise InvalidInput(f"Unknown sort {f.sort!r}; use one of {', '.join(SORTS)}.")
+    query = select(HumanTask)
+    if f.status:
+        query = query.where(HumanTask.status == f.status)
+    if f.user is not None:
+        query = query.where(_inbox_clause(f.user, f.groups))
+    if f.assignee is not None:
+        query = query.where(HumanTask.assignee == f.assignee)
+    if f.candidate_group is not None:
+        query = query.where(HumanTask.id.in_(select(TaskCandidate.task_id).where(
+            TaskCandidate.kind == "group", TaskCandidate.name == f.candidate_group)))
+    if f.business_key is not None:
+        query = query.where(HumanTask.business_key == f.business_key)
+    if f.instance_id is not None:
+        query = query.where(HumanTask.instance_id == f.instance_id)
+    if f.due_before is not None:
+        query = query.where(HumanTask.due_at < f.due_before)
+    if f.overdue_at is not None:
+        query = query.where(HumanTask.status == TaskStatus.OPEN, HumanTask.due_at < f.overdue_at)
+    return query.order_by(*SORTS[f.sort]).limit(min(max(f.limit, 1), MAX_PAGE)).offset(max(f.offset, 0))
+
+
+class Queries:
+    def __init__(self, session_factory: sessionmaker[Session], spec_cache: SpecCache):
+        self._sf = session_factory
+        self._specs = spec_cache
+
+    def get_instance(self, instance_id: int) -> InstanceView:
+        """Status, variables, open tasks and the BPMN elements active and done."""
+        with self._sf() as session:
+            instance = session.get(ProcessInstance, instance_id)
+            if instance is None:
+                raise NotFound(f"There is no process instance {instance_id}.")
+            loaded = self._specs.get(session, instance.definition_id)
+            # Read-only: the stock script engine is never asked to run anything here.
+            workflow = load_workflow(instance.state_json, loaded, None)
+            active, completed = element_ids(workflow)
+            tasks = session.scalars(task_query(TaskFilter(instance_id=instance_id, limit=MAX_PAGE))).all()
+            return InstanceView(
+                id=instance.id, process_key=instance.process_key, version=loaded.version,
+                definition_id=instance.definition_id, business_key=instance.business_key,
+                status=instance.status, started_at=instance.started_at, started_by=instance.started_by,
+                ended_at=instance.ended_at, error_message=instance.error_message,
+                variables=variables_of(workflow), open_tasks=[TaskView.of(t) for t in tasks],
+                active_elements=active, completed_elements=completed,
+            )
+
+    def list_instances(self, *, business_key: str | None = None, process_key: str | None = None,
+                       status: str | None = None, limit: int = 50, offset: int = 0) -> list[dict]:
+        """Instance summaries (no workflow loading), newest first."""
+        if status is not None and status not in set(InstanceStatus):
+            raise InvalidInput(f"Unknown status {status!r}; use one of {', '.join(InstanceStatus)}.")
+        query = select(ProcessInstance.id, ProcessInstance.process_key, ProcessInstance.business_key,
+                       ProcessInstance.status, ProcessInstance.started_at, ProcessInstance.ended_at,
+                       ProcessInstance.definition_id)
+        for column, value in ((ProcessInstance.business_key, business_key),
+                              (ProcessInstance.process_key, process_key), (ProcessInstance.status, status)):
+            if value is not None:
+                query = query.where(column == value)
+        query = query.order_by(ProcessInstance.id.desc()).limit(min(max(limit, 1), MAX_PAGE)).offset(max(offset, 0))
+        with self._sf() as session:
+            return [dict(row._mapping) for row in session.execute(query)]
+
+    def get_task(self, task_id: str) -> TaskView:
+        with self._sf() as session:
+            row = session.get(HumanTask, str(task_id))
+            if row is None:
+                raise NotFound(f"There is no task {task_id!r}.")
+            return TaskView.of(row)
+
+    def list_tasks(self, task_filter: TaskFilter | None = None) -> list[TaskView]:
+        """The inbox: one indexed query over task rows, never a workflow deserialization."""
+        with self._sf() as session:
+            return [TaskView.of(row) for row in session.scalars(task_query(task_filter or TaskFilter()))]
+
+    def history(self, instance_id: int) -> list[EventView]:
+        """The instance's audit events, oldest first."""
+        with self._sf() as session:
+            if session.get(ProcessInstance, instance_id) is None:
+                raise NotFound(f"There is no process instance {instance_id}.")
+            rows = session.scalars(select(AuditEvent).where(AuditEvent.instance_id == instance_id)
+                                   .order_by(AuditEvent.seq))
+            return [EventView.of(row) for row in rows]

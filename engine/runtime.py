@@ -1,0 +1,115 @@
+"""Workflow objects: create, load, dump, and see what a command changed (SpiffWorkflow keeps no history)."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.task import Task as SpiffTask
+from SpiffWorkflow.task import TaskState
+
+from engine.definitions import LoadedSpec
+from engine.serialization import state_to_json
+from engine.serialization import workflow_from_json
+
+# Control tasks SpiffWorkflow adds to every spec; never shown to users or auditors.
+INTERNAL_SPECS = ("Start", "End", "Root")
+
+
+def iter_tasks(workflow: BpmnWorkflow) -> Iterator[SpiffTask]:
+    """Every task of the workflow and of its live sub-processes."""
+    yield from workflow.tasks.values()
+    for sub in workflow.subprocesses.values():
+        yield from sub.tasks.values()
+
+
+def snapshot(workflow: BpmnWorkflow) -> dict[UUID, int]:
+    return {task.id: task.state for task in iter_tasks(workflow)}
+
+
+def is_bpmn_element(task: SpiffTask) -> bool:
+    spec = task.task_spec
+    return getattr(spec, "bpmn_id", None) is not None and spec.name not in INTERNAL_SPECS
+
+
+def is_human(task: SpiffTask) -> bool:
+    return bool(task.task_spec.manual) and is_bpmn_element(task)
+
+
+@dataclass
+class Changes:
+    """What one command did to the task tree, in the order things happened."""
+
+    new_ready_human: list[SpiffTask]
+    completed: list[SpiffTask]
+    cancelled_human_ids: list[UUID]
+    errored: list[SpiffTask]
+
+
+def diff(before: dict[UUID, int], workflow: BpmnWorkflow) -> Changes:
+    """Compare a snapshot taken before the command with the workflow after it."""
+    changes = Changes([], [], [], [])
+    after_ids = set()
+    for task in iter_tasks(workflow):
+        after_ids.add(task.id)
+        old = before.get(task.id)
+        if old == task.state:
+            continue
+        if task.state == TaskState.READY and is_human(task):
+            changes.new_ready_human.append(task)
+        elif task.state == TaskState.COMPLETED and is_bpmn_element(task):
+            changes.completed.append(task)
+        elif task.state == TaskState.ERROR:
+            changes.errored.append(task)
+        if old == TaskState.READY and task.state != TaskState.COMPLETED and is_human(task):
+            changes.cancelled_human_ids.append(task.id)
+    # Human tasks removed from the tree (a cancelled branch, a finished sub-process) are cancelled too.
+    changes.cancelled_human_ids.extend(
+        tid for tid, state in before.items() if tid not in after_ids and state == TaskState.READY
+    )
+    changes.completed.sort(key=lambda t: t.last_state_change)
+    return changes
+
+
+def new_workflow(loaded: LoadedSpec, variables: dict[str, Any], script_engine) -> BpmnWorkflow:
+    workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=script_engine)
+    # Seed data goes on the root task: workflow.data is not visible to scripts (notes/spiffworkflow-3.2.md).
+    workflow.task_tree.data.update(variables)
+    return workflow
+
+
+def load_workflow(state_json: str, loaded: LoadedSpec, script_engine) -> BpmnWorkflow:
+    return workflow_from_json(state_json, loaded.spec, loaded.subprocess_specs, script_engine)
+
+
+def dump_workflow(workflow: BpmnWorkflow) -> str:
+    return state_to_json(workflow)
+
+
+def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """The process data as a user thinks of it: what the newest task sees."""
+    if workflow.is_completed():
+        data = dict(workflow.data)
+        if workflow.last_task is not None:
+            data.update(workflow.last_task.data)
+        return data
+    open_tasks = [t for t in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED)]
+    if open_tasks:
+        newest = max(open_tasks, key=lambda t: t.last_state_change)
+        return dict(newest.data)
+    last = workflow.last_task or workflow.task_tree
+    return dict(last.data)
+
+
+def element_ids(workflow: BpmnWorkflow) -> tuple[list[str], list[str]]:
+    """(active, completed) BPMN element ids, for drawing the path on the diagram."""
+    active, completed = [], []
+    for task in iter_tasks(workflow):
+        if not is_bpmn_element(task):
+            continue
+        if task.state in (TaskState.READY, TaskState.WAITING, TaskState.STARTED, TaskState.ERROR):
+            active.append(task.task_spec.bpmn_id)
+        elif task.state == TaskState.COMPLETED:
+            completed.append(task.task_spec.bpmn_id)
+    return sorted(set(active)), sorted(set(completed))

@@ -1,0 +1,127 @@
+"""The shared second half of every command: run the engine, then persist tasks, status and audit."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.task import TaskState
+from sqlalchemy.orm import Session
+
+from engine import assignment
+from engine import audit
+from engine import inbox
+from engine.errors import DealflowError
+from engine.history import Recorder
+from engine.models import InstanceStatus
+from engine.models import ProcessInstance
+from engine.runtime import Changes
+from engine.runtime import diff
+from engine.runtime import dump_workflow
+from engine.runtime import snapshot
+from engine.status import transition
+
+OPEN_WORK = TaskState.READY | TaskState.STARTED
+
+
+@dataclass
+class Outcome:
+    changes: Changes
+    failure: str | None
+    path: list[str]
+
+
+def describe_failure(exc: Exception) -> str:
+    """One sentence naming the BPMN element that failed and why."""
+    task = getattr(exc, "task", None)
+    spec = getattr(task, "task_spec", None) or getattr(exc, "task_spec", None)
+    cause = getattr(exc, "exception", None) or exc
+    reason = getattr(cause, "message", None) or str(cause) or type(cause).__name__
+    if spec is None:
+        return f"The process failed: {reason}"
+    name = getattr(spec, "bpmn_name", None) or getattr(spec, "bpmn_id", spec.name)
+    return f"{type(spec).__name__} {name!r} ({getattr(spec, 'bpmn_id', spec.name)}) failed: {reason}"
+
+
+def run(workflow: BpmnWorkflow, action: Callable[[], None] | None, recorder: Recorder) -> Outcome:
+    """Apply `action`, then run every engine step; a failure of designer code is returned, not raised."""
+    before = snapshot(workflow)
+    failure = None
+    try:
+        if action is not None:
+            action()
+        workflow.do_engine_steps()
+    except (SpiffWorkflowException, DealflowError) as exc:
+        failure = describe_failure(exc)
+    changes = diff(before, workflow)
+    return Outcome(changes, failure, recorder.engine_steps(changes))
+
+
+def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
+    if failure or workflow.get_tasks(state=TaskState.ERROR):
+        return InstanceStatus.ERROR
+    if workflow.is_completed():
+        return InstanceStatus.COMPLETED
+    if workflow.get_tasks(state=OPEN_WORK):
+        return InstanceStatus.RUNNING
+    return InstanceStatus.WAITING
+
+
+def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, outcome: Outcome,
+            recorder: Recorder, now: datetime) -> None:
+    """Write the instance state, the new and cancelled inbox rows, the status and the audit trail.
+
+    A new instance is inserted here, once, with its final state (no insert-then-update).
+    """
+    failure = outcome.failure
+    resolved = []
+    for task in outcome.changes.new_ready_human:
+        try:
+            resolved.append((task, assignment.resolve(task, now)))
+        except assignment.AssignmentError as exc:
+            # The task still gets its row (nothing is lost); the instance shows the error until fixed.
+            resolved.append((task, assignment.Assignment()))
+            failure = failure or str(exc)
+    new_status = transition(instance.id, instance.status, status_of(workflow, failure))
+    write_instance(instance, workflow, new_status, failure, now)
+    if instance.id is None:
+        session.add(instance)
+        session.flush()
+        recorder.bind(instance.id)
+    new_rows = [inbox.new_row(task, instance, a, now) for task, a in resolved]
+    session.add_all(new_rows)
+    session.flush()
+    session.add_all([c for row in new_rows for c in inbox.candidate_rows(row)])
+    inbox.cancel_rows(session, [str(tid) for tid in outcome.changes.cancelled_human_ids], now)
+    _record_tasks(recorder, new_rows, outcome)
+    _record_status(recorder, new_status, failure)
+    audit.append(session, recorder.records)
+
+
+def write_instance(instance, workflow, status, failure, now) -> None:
+    instance.state_json = dump_workflow(workflow)
+    instance.status = status
+    instance.updated_at = now
+    if status == InstanceStatus.ERROR:
+        instance.error_message = failure or instance.error_message
+    else:
+        instance.error_message = None
+    if status == InstanceStatus.COMPLETED:
+        instance.ended_at = now
+
+
+def _record_tasks(recorder: Recorder, new_rows, outcome: Outcome) -> None:
+    for row in new_rows:
+        recorder.add("task_created", task_id=row.id, element_id=row.bpmn_id, name=row.name,
+                     assignee=row.assignee, candidate_groups=row.candidate_groups,
+                     candidate_users=row.candidate_users, due_at=row.due_at)
+    for task_id in outcome.changes.cancelled_human_ids:
+        recorder.add("task_cancelled", task_id=str(task_id))
+
+
+def _record_status(recorder: Recorder, status: InstanceStatus, failure: str | None) -> None:
+    if status == InstanceStatus.COMPLETED:
+        recorder.add("instance_completed")
+    elif status == InstanceStatus.ERROR and failure:
+        recorder.add("instance_failed", message=failure)

@@ -1,0 +1,89 @@
+"""Plain read models the engine hands out: no ORM objects leave the engine."""
+
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import date
+from datetime import datetime
+from typing import Any
+
+from engine.models import AuditEvent
+from engine.models import HumanTask
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+class _View:
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True)
+class TaskView(_View):
+    id: str
+    instance_id: int
+    process_key: str
+    business_key: str | None
+    bpmn_id: str
+    name: str | None
+    lane: str | None
+    status: str
+    assignee: str | None
+    candidate_groups: list[str]
+    candidate_users: list[str]
+    form: list[dict[str, Any]]
+    priority: int
+    due_at: datetime | None
+    follow_up_at: datetime | None
+    created_at: datetime
+    claimed_at: datetime | None
+    completed_at: datetime | None
+    completed_by: str | None
+
+    @classmethod
+    def of(cls, row: HumanTask) -> "TaskView":
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class InstanceView(_View):
+    id: int
+    process_key: str
+    version: int
+    definition_id: int
+    business_key: str | None
+    status: str
+    started_at: datetime
+    started_by: str
+    ended_at: datetime | None
+    error_message: str | None
+    variables: dict[str, Any] = field(default_factory=dict)
+    open_tasks: list[TaskView] = field(default_factory=list)
+    active_elements: list[str] = field(default_factory=list)
+    completed_elements: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EventView(_View):
+    seq: int
+    at: datetime
+    actor: str
+    event: str
+    instance_id: int | None
+    task_id: str | None
+    element_id: str | None
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: AuditEvent) -> "EventView":
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})

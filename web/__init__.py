@@ -1,0 +1,1 @@
+"""Flask blueprints and the command line: the HTTP edge of Dealflow."""

@@ -1,0 +1,206 @@
+"""The operator's command line (like Camunda's zbctl): `flask --app app <command> ... [--json]`."""
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask import current_app
+from flask.cli import AppGroup
+
+from crm import users as user_service
+from engine import audit
+from engine.errors import DealflowError
+from engine.errors import InvalidInput
+from engine.queries import TaskFilter
+from web import cli_format as fmt
+
+users_cli = AppGroup("users", help="Create and list accounts.")
+audit_cli = AppGroup("audit", help="Check the audit log.")
+
+
+def _services():
+    from app import services
+
+    return services(current_app)
+
+
+def _actor(username: str):
+    with _services().session_factory() as session:
+        return user_service.actor_for(session, username)
+
+
+def command(group, name: str, **kwargs):
+    """A CLI command with --json output and one clear sentence (exit 1) for any Dealflow error."""
+
+    def wrap(fn):
+        @group.command(name, **kwargs)
+        @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+        @functools.wraps(fn)
+        def run(*args, as_json: bool, **kw):
+            try:
+                result = fn(*args, **kw)
+            except DealflowError as exc:
+                click.echo(f"Error: {exc.message}", err=True)
+                for problem in exc.details.get("problems", []):
+                    click.echo(f"  - {fmt.problem(problem)}", err=True)
+                sys.exit(1)
+            if as_json:
+                click.echo(json.dumps(result.json, indent=2, default=str))
+            else:
+                click.echo(result.text)
+
+        return run
+
+    return wrap
+
+
+def _parse_vars(pairs: tuple[str, ...]) -> dict:
+    """name=value pairs; a value that parses as JSON is taken as JSON (numbers, true/false), else as text."""
+    variables = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise InvalidInput(f"--var {pair!r} must look like name=value.")
+        try:
+            variables[name] = json.loads(raw)
+        except ValueError:
+            variables[name] = raw
+    return variables
+
+
+def _register(cli):
+    @command(cli, "deploy", help="Validate and deploy BPMN files (a new version per changed process).")
+    @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--as", "username", default="cli", show_default=True, help="Who deploys (recorded in the audit).")
+    def deploy(files, username):
+        result = _services().catalogue.deploy([(f.name, f.read_bytes()) for f in files], username,
+                                              max_bytes=current_app.config["DEALFLOW_MAX_UPLOAD_BYTES"])
+        return fmt.deployed(result)
+
+    @command(cli, "definitions", help="List deployed process definitions.")
+    @click.option("--key", default=None, help="Only this process key.")
+    def definitions(key):
+        return fmt.definitions(_services().catalogue.list_definitions(key))
+
+    @command(cli, "start", help="Start a process instance and run it to its first wait state.")
+    @click.argument("key")
+    @click.option("--business-key", default=None, help="The deal's id, or any key you correlate by.")
+    @click.option("--var", "pairs", multiple=True, help="name=value (JSON values allowed); repeatable.")
+    @click.option("--version", type=int, default=None, help="A specific version (default: latest).")
+    @click.option("--as", "username", required=True, help="The user starting it.")
+    def start(key, business_key, pairs, version, username):
+        view = _services().engine.start_instance(key, actor=_actor(username), business_key=business_key,
+                                                 variables=_parse_vars(pairs), version=version)
+        return fmt.instance(view)
+
+    @command(cli, "tasks", help="Open tasks: a user's inbox with --user, else all.")
+    @click.option("--user", default=None, help="Tasks this user may work on (assigned or offered).")
+    @click.option("--business-key", default=None)
+    @click.option("--sort", type=click.Choice(["created", "due", "priority"]), default="created")
+    def tasks(user, business_key, sort):
+        task_filter = TaskFilter(business_key=business_key, sort=sort, limit=500)
+        if user:
+            who = _actor(user)
+            task_filter = TaskFilter(user=who.username, groups=who.groups, business_key=business_key, sort=sort,
+                                     limit=500)
+        return fmt.tasks(_services().engine.list_tasks(task_filter))
+
+    @command(cli, "complete", help="Complete a task with form data.")
+    @click.argument("task_id")
+    @click.option("--as", "username", required=True)
+    @click.option("--data", default="{}", help='Form data as JSON, e.g. \'{"approved": true}\'.')
+    def complete(task_id, username, data):
+        try:
+            payload = json.loads(data)
+        except ValueError as exc:
+            raise InvalidInput(f"--data is not valid JSON ({exc}); write it like '{{\"approved\": true}}'.") from exc
+        return fmt.instance(_services().engine.complete_task(task_id, actor=_actor(username), data=payload))
+
+    @command(cli, "claim", help="Claim a task offered to one of your groups.")
+    @click.argument("task_id")
+    @click.option("--as", "username", required=True)
+    def claim(task_id, username):
+        return fmt.task(_services().engine.claim_task(task_id, actor=_actor(username)))
+
+    @command(cli, "unclaim", help="Give a claimed task back to its groups.")
+    @click.argument("task_id")
+    @click.option("--as", "username", required=True)
+    def unclaim(task_id, username):
+        return fmt.task(_services().engine.unclaim_task(task_id, actor=_actor(username)))
+
+    @command(cli, "assign", help="Assign a task to a user (supervisors and admins).")
+    @click.argument("task_id")
+    @click.argument("assignee")
+    @click.option("--as", "username", required=True)
+    def assign(task_id, assignee, username):
+        _actor(assignee)  # the new assignee must be an active user
+        return fmt.task(_services().engine.assign_task(task_id, assignee, actor=_actor(username)))
+
+    @command(cli, "cancel", help="Cancel a process instance.")
+    @click.argument("instance_id", type=int)
+    @click.option("--as", "username", required=True)
+    @click.option("--reason", default=None)
+    def cancel(instance_id, username, reason):
+        return fmt.instance(_services().engine.cancel_instance(instance_id, actor=_actor(username), reason=reason))
+
+    @command(cli, "show", help="An instance: status, open tasks, variables and history.")
+    @click.argument("instance_id", type=int)
+    def show(instance_id):
+        engine = _services().engine
+        return fmt.instance(engine.get_instance(instance_id), engine.history(instance_id))
+
+    @command(cli, "instances", help="List process instances, newest first.")
+    @click.option("--business-key", default=None)
+    @click.option("--key", "process_key", default=None)
+    @click.option("--status", default=None)
+    def instances(business_key, process_key, status):
+        rows = _services().engine.list_instances(business_key=business_key, process_key=process_key,
+                                                 status=status, limit=500)
+        return fmt.instances(rows)
+
+
+@command(users_cli, "create", help="Create a user.")
+@click.argument("username")
+@click.option("--role", "roles", multiple=True, help="admin designer manager lawyer accountant supervisor auditor")
+@click.option("--group", "groups", multiple=True, help="Candidate group membership; repeatable.")
+@click.option("--password", default=None, help="At least 8 characters (omit for an account that cannot log in).")
+@click.option("--name", default="")
+@click.option("--email", default=None)
+def users_create(username, roles, groups, password, name, email):
+    sf = _services().session_factory
+    with sf() as session, session.begin():
+        view = user_service.create_user(session, username, password=password, roles=roles, groups=groups,
+                                        name=name, email=email)
+    return fmt.user(view)
+
+
+@command(users_cli, "list", help="List users.")
+def users_list():
+    with _services().session_factory() as session:
+        return fmt.users(user_service.list_users(session))
+
+
+@audit_cli.command("verify", help="Check the whole audit chain; exit 1 and name the first bad event if any.")
+@click.option("--json", "as_json", is_flag=True)
+def audit_verify(as_json):
+    with _services().session_factory() as session:
+        result = audit.verify(session)
+    if as_json:
+        click.echo(json.dumps(result.__dict__))
+    elif result.ok:
+        click.echo(f"Audit log intact: {result.checked} events verified.")
+    else:
+        click.echo(f"Audit log TAMPERED: {result.reason} ({result.checked} events before it verified).", err=True)
+    sys.exit(0 if result.ok else 1)
+
+
+def init_app(app: Flask) -> None:
+    _register(app.cli)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(audit_cli)
+    from web import demo
+
+    demo.init_app(app)
