@@ -45,9 +45,8 @@ class Engine(queries.Queries):
 
     def __init__(self, session_factory: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow,
                  script_pool: ScriptPool | None = None, spec_cache: SpecCache | None = None):
-        super().__init__(session_factory, spec_cache or SpecCache())
+        super().__init__(session_factory, spec_cache or SpecCache(), make_script_engine(script_pool, clock))
         self._clock = clock
-        self._script_engine = make_script_engine(script_pool, clock)
 
     @contextmanager
     def _write(self) -> Iterator[Session]:

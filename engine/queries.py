@@ -85,9 +85,11 @@ def task_query(f: TaskFilter) -> Select:
 
 
 class Queries:
-    def __init__(self, session_factory: sessionmaker[Session], spec_cache: SpecCache):
+    def __init__(self, session_factory: sessionmaker[Session], spec_cache: SpecCache, script_engine):
         self._sf = session_factory
         self._specs = spec_cache
+        # Attached to every loaded workflow, reads included: no workflow ever holds the unsandboxed default.
+        self._script_engine = script_engine
 
     def get_instance(self, instance_id: int) -> InstanceView:
         """Status, variables, open tasks and the BPMN elements active and done."""
@@ -96,8 +98,7 @@ class Queries:
             if instance is None:
                 raise NotFound(f"There is no process instance {instance_id}.")
             loaded = self._specs.get(session, instance.definition_id)
-            # Read-only: the stock script engine is never asked to run anything here.
-            workflow = load_workflow(instance.state_json, loaded, None)
+            workflow = load_workflow(instance.state_json, loaded, self._script_engine)
             active, completed = element_ids(workflow)
             tasks = session.scalars(task_query(TaskFilter(instance_id=instance_id, limit=MAX_PAGE))).all()
             return InstanceView(

@@ -92,3 +92,27 @@ def engine(session_factory, clock, script_pool):
     from engine.engine import Engine
 
     return Engine(session_factory, clock=clock, script_pool=script_pool)
+
+
+@pytest.fixture
+def app(db_url, tmp_path):
+    from app import create_app
+    from app import services
+
+    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "TESTING": True, "SECRET_KEY": "test"})
+    yield flask_app
+    services(flask_app).script_pool.close()
+    with flask_app.app_context():
+        from app import db
+
+        db.engine.dispose()
+
+
+@pytest.fixture
+def cli(app):
+    runner = app.test_cli_runner()  # click >= 8.2 keeps stdout and stderr apart
+
+    def invoke(*args):
+        return runner.invoke(args=list(args), catch_exceptions=False)
+
+    return invoke

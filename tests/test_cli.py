@@ -1,0 +1,77 @@
+"""The operator's CLI drives a diagram with an exclusive gateway and two user tasks from start to end."""
+
+import json
+
+from sqlalchemy import update
+
+from engine.models import AuditEvent
+from tests.factories import BPMN_DIR
+
+
+def _json(result):
+    assert result.exit_code == 0, result.output + (result.stderr if hasattr(result, "stderr") else "")
+    return json.loads(result.stdout)
+
+
+def _users(cli):
+    _json(cli("users", "create", "alice", "--role", "manager", "--group", "sales", "--password", "alice-pass-1",
+              "--json"))
+    _json(cli("users", "create", "lena", "--role", "lawyer", "--group", "legal", "--password", "lena-pass-1", "--json"))
+    _json(cli("users", "create", "dana", "--role", "designer", "--password", "dana-pass-1", "--json"))
+
+
+def test_cli_round_trip(cli):
+    _users(cli)
+    deployed = _json(cli("deploy", str(BPMN_DIR / "deal_approval.bpmn"), "--as", "dana", "--json"))
+    assert [(d["key"], d["version"]) for d in deployed["created"]] == [("deal_approval", 1)]
+    again = _json(cli("deploy", str(BPMN_DIR / "deal_approval.bpmn"), "--json"))
+    assert again["created"] == [] and [d["version"] for d in again["unchanged"]] == [1]
+    assert [d["key"] for d in _json(cli("definitions", "--json"))] == ["deal_approval"]
+
+    started = _json(cli("start", "deal_approval", "--business-key", "DEAL-7", "--var", "amount=20000",
+                        "--var", "customer=Acme", "--as", "dana", "--json"))
+    assert started["status"] == "running" and started["variables"]["net"] == 18000
+
+    inbox = _json(cli("tasks", "--user", "alice", "--json"))
+    assert [t["name"] for t in inbox] == ["Review deal"]
+    assert _json(cli("tasks", "--user", "lena", "--json")) == []
+    after = _json(cli("complete", inbox[0]["id"], "--as", "alice", "--data", '{"approved": true}', "--json"))
+    assert [t["name"] for t in after["open_tasks"]] == ["Prepare contract"]
+
+    contract = _json(cli("tasks", "--user", "lena", "--json"))[0]
+    done = _json(cli("complete", contract["id"], "--as", "lena", "--json"))
+    assert done["status"] == "completed"
+
+    shown = _json(cli("show", str(started["id"]), "--json"))
+    assert [e["event"] for e in shown["history"]][-2:] == ["milestone_reached", "instance_completed"]
+    text = cli("show", str(started["id"]))
+    assert "Status:   completed" in text.stdout and "gateway_path_taken" in text.stdout
+    assert cli("audit", "verify").exit_code == 0
+
+
+def test_cli_errors_are_one_sentence_and_non_zero(cli):
+    _users(cli)
+    missing = cli("start", "nope", "--as", "dana")
+    assert missing.exit_code == 1 and "no process 'nope'" in missing.stderr
+    unknown_user = cli("start", "nope", "--as", "ghost")
+    assert unknown_user.exit_code == 1 and "no user 'ghost'" in unknown_user.stderr
+    cli("deploy", str(BPMN_DIR / "deal_approval.bpmn"))
+    task_id = _json(cli("start", "deal_approval", "--var", "amount=1", "--as", "dana", "--json"))["open_tasks"][0]["id"]
+    bad = cli("complete", task_id, "--as", "alice", "--data", "{not json")
+    assert bad.exit_code == 1 and "not valid JSON" in bad.stderr
+    forbidden = cli("complete", task_id, "--as", "lena", "--data", '{"approved": true}')
+    assert forbidden.exit_code == 1 and "may not work on" in forbidden.stderr
+    invalid = cli("complete", task_id, "--as", "alice", "--data", '{"approved": "maybe"}')
+    assert invalid.exit_code == 1 and "'approved' must be true or false" in invalid.stderr
+
+
+def test_cli_audit_verify_catches_tampering(cli, app):
+    _users(cli)
+    cli("deploy", str(BPMN_DIR / "deal_approval.bpmn"))
+    _json(cli("start", "deal_approval", "--var", "amount=1", "--as", "dana", "--json"))
+    from app import services
+
+    with services(app).session_factory() as s, s.begin():
+        s.execute(update(AuditEvent).where(AuditEvent.seq == 2).values(actor="mallory"))
+    result = cli("audit", "verify")
+    assert result.exit_code == 1 and "Event #2 was changed" in result.stderr
