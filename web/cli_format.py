@@ -52,9 +52,21 @@ def tasks(items) -> Output:
     return Output("\n".join(_task_line(t) for t in items) or "No open tasks.", [t.to_dict() for t in items])
 
 
-def _event_line(e) -> str:
+def _event_detail(e) -> str:
     what = e.details.get("name") or e.element_id or ""
-    return f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<12} {e.event:<20} {what}"
+    if e.event == "gateway_path_taken":
+        return f"{what} -> {', '.join(e.details.get('taken', []))}"
+    if e.event == "task_completed" and e.details.get("data"):
+        return f"{what}  {e.details['data']}"
+    if e.event in ("task_assigned", "task_unclaimed"):
+        return f"{what}  {e.details.get('previous') or '-'} -> {e.details.get('assignee') or '-'}"
+    if e.event == "instance_failed":
+        return e.details.get("message", "")
+    return what
+
+
+def _event_line(e) -> str:
+    return f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<12} {e.event:<20} {_event_detail(e)}"
 
 
 def instance(view, history=None) -> Output:
