@@ -13,12 +13,15 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
 from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import WorkflowConverter
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
 from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG as CAMUNDA_CONFIG
+
+from engine.timers import CLOCKED
 
 STATE_FORMAT = "dealflow-state-1"
 
@@ -47,6 +50,8 @@ def _build_registry():
     # Camunda external tasks are plain ServiceTask specs; the stock config has no converter for them.
     config[ServiceTask] = BpmnTaskSpecConverter
     config[BpmnWorkflow] = StateOnlyWorkflowConverter
+    for timer_class in CLOCKED.values():
+        config[timer_class] = TimerConditionalEventDefinitionConverter
     registry = BpmnWorkflowSerializer.configure(config)
     # Typed form values (date fields, money) must survive a round trip as what they are.
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))

@@ -75,6 +75,7 @@ def check_process(process: etree._Element, ctx: LintContext) -> None:
                 "or by timer. Make it a none, message or timer start event."
             ))
     check_foreign_dialects(process, ctx.problems)
+    check_reserved_ids(process, ctx.problems)
     check_extensions(process, ctx.problems)
     reach = walk(process)
     outgoing: dict[tuple[int, str | None], list[etree._Element]] = {}
@@ -93,6 +94,20 @@ def check_process(process: etree._Element, ctx: LintContext) -> None:
             f"The {describe(flow)} leads to {flow.get('targetRef')!r}, which is not an element of the same "
             "process or sub-process. Reconnect the flow in the modeler."
         ))
+
+
+RESERVED_IDS = frozenset({"Start", "End", "Root"})
+
+
+def check_reserved_ids(process: etree._Element, problems: ProblemList) -> None:
+    """Ids SpiffWorkflow uses for its own control tasks: reusing one silently empties the process."""
+    for node in process.iter():
+        element_id = node.get("id") if isinstance(node.tag, str) else None
+        if element_id in RESERVED_IDS or (element_id or "").endswith(".EndJoin"):
+            problems.add(node, (
+                f"The {describe(node)} uses the id {element_id!r}, which the engine reserves for its own "
+                f"control steps. Rename it (Camunda Modeler: the element's ID field), e.g. to '{element_id}_1'."
+            ))
 
 
 def check_foreign_dialects(process: etree._Element, problems: ProblemList) -> None:

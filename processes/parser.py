@@ -39,6 +39,7 @@ from SpiffWorkflow.camunda.parser import task_spec as camunda_tasks
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.camunda.specs.user_task import UserTask
 
+from engine.timers import clocked
 from processes.dialect import BPMN
 from processes.extensions import is_external
 from processes.extensions import read_extensions
@@ -69,7 +70,8 @@ class TimerMixin:
         else:
             kind = "timeDate"
         definition.expression = timer_expression(kind, definition.expression)
-        return definition
+        # The engine's clock-aware twin, so timers follow the engine's clock (tests, the sweep's `now`).
+        return clocked(definition)
 
 
 class TaskParser(ExtensionsMixin, camunda_tasks.CamundaTaskParser):

@@ -134,3 +134,12 @@ def test_embedded_sub_process_needs_a_plain_start_and_an_end():
               "PT1H</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:startEvent></bpmn:subProcess>")
     found = lint_tree(parse_xml("t.bpmn", diagram(middle)), "t.bpmn")
     assert {(p.element_id, "no end event" in p.message) for p in found} == {("x", True), ("in", False)}
+
+
+@pytest.mark.parametrize("reserved", ["Start", "End", "Root", "p.EndJoin"])
+def test_ids_the_engine_reserves_are_reported(reserved):
+    # SpiffWorkflow names its own control tasks Start/End/Root; an element with such an id used to deploy as an
+    # empty process that completed at once, with no error at all.
+    data = diagram(f'<bpmn:task id="{reserved}"/><bpmn:sequenceFlow id="f_r" sourceRef="{reserved}" targetRef="x"/>'
+                   '<bpmn:task id="x"/>')
+    assert reserved in ids(data) and "reserves" in messages(data)
