@@ -116,3 +116,54 @@ def cli(app):
         return runner.invoke(args=list(args), catch_exceptions=False)
 
     return invoke
+
+
+# --- HTTP API ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class ApiUsers:
+    """Accounts and bearer tokens made straight in the database (no password, so no argon2 cost per user)."""
+
+    def __init__(self, flask_app):
+        from app import services
+
+        self._sf = services(flask_app).session_factory
+        self.tokens: dict[str, str] = {}
+
+    def add(self, username: str, roles=("manager",), groups=("sales",), password: str | None = None) -> dict:
+        """Create the user and a token; returns the Authorization header for them."""
+        from crm.tokens import issue_token
+        from crm.users import create_user
+        from engine.db import utcnow
+
+        with self._sf() as session, session.begin():
+            create_user(session, username, password=password, roles=roles, groups=groups)
+            self.tokens[username], _ = issue_token(session, username, ttl=timedelta(hours=1), now=utcnow())
+        return self.headers(username)
+
+    def headers(self, username: str) -> dict:
+        return {"Authorization": f"Bearer {self.tokens[username]}"}
+
+
+@pytest.fixture
+def api_users(app):
+    return ApiUsers(app)
+
+
+@pytest.fixture
+def live_server(app):
+    """The app under a real threaded WSGI server on a free port; yields its base URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)

@@ -1,0 +1,147 @@
+"""The role x endpoint x ownership matrix, generated from `web.api.policy.POLICY`.
+
+For every role and every operation, each kind of task or instance (mine, offered to my group, a teammate's, my
+team's, a stranger's) is tried over HTTP. Expected: invisible -> 404, visible but not allowed -> 403, allowed ->
+anything but 401/403/404 (the engine may still answer 409, e.g. claiming a teammate's task). A denied request must
+change nothing: the audit chain, instances, tasks, users, definitions and tokens are compared before and after.
+"""
+
+import pytest
+
+from app import services
+from engine.actor import ROLES
+from engine.actor import Actor
+from tests.api_support import DEAL_VARS
+from tests.api_support import deploy
+from tests.api_support import snapshot
+from tests.factories import bpmn_file
+from web.api.policy import POLICY
+from web.api.policy import Op
+from web.api.policy import Scope
+from web.api.policy import reach
+
+# The test's own statement of which object each case is, relative to the acting user (independent of scopes.py).
+TASK_CASES = {
+    "assigned": Scope.OWN,  # offered to sales, assigned to me
+    "offered": Scope.INVOLVED,  # offered to sales (my group), unclaimed
+    "teammate": Scope.INVOLVED,  # offered to sales, claimed by a teammate
+    "team": Scope.TEAM,  # offered to legal (not my group), assigned to a teammate
+    "foreign": Scope.ALL,  # offered to legal, unclaimed; started by an outsider
+}
+INSTANCE_CASES = {
+    "started": Scope.OWN,  # I started it
+    "involved": Scope.INVOLVED,  # an outsider started it; its task is offered to my group
+    "team": Scope.TEAM,  # a teammate started it; its task is offered to legal
+    "foreign": Scope.ALL,  # an outsider started it; its task is offered to legal
+}
+TASK_WRITES = {
+    Op.TASK_CLAIM: lambda tid: ("post", f"/api/v1/tasks/{tid}/claim", None),
+    Op.TASK_UNCLAIM: lambda tid: ("post", f"/api/v1/tasks/{tid}/unclaim", None),
+    Op.TASK_ASSIGN: lambda tid: ("post", f"/api/v1/tasks/{tid}/assign", {"username": "mate"}),
+    Op.TASK_COMPLETE: lambda tid: ("post", f"/api/v1/tasks/{tid}/complete", {"data": {"approved": True}}),
+}
+GLOBAL = [
+    (Op.DEPLOY, "post", "/api/v1/deployments", "deploy"),
+    (Op.DEFINITION_READ, "get", "/api/v1/process-definitions", None),
+    (Op.DEFINITION_READ, "get", "/api/v1/process-definitions/deal_approval/versions/latest/xml", None),
+    (Op.INSTANCE_START, "post", "/api/v1/process-instances", {"process_key": "deal_approval", "variables": DEAL_VARS}),
+    (Op.AUDIT_VERIFY, "get", "/api/v1/audit/verify", None),
+    (Op.USER_MANAGE, "get", "/api/v1/users", None),
+    (Op.USER_MANAGE, "post", "/api/v1/users", {"username": "newcomer", "roles": ["manager"]}),
+    (Op.USER_MANAGE, "patch", "/api/v1/users/actor", {"roles": ["admin"]}),  # promoting oneself
+    (Op.USER_MANAGE, "patch", "/api/v1/users/mate", {"active": False}),
+]
+
+
+def test_every_role_is_in_the_table():
+    assert set(POLICY) == set(ROLES)
+
+
+class World:
+    """The acting user, a teammate and an outsider, two processes, and tasks arranged case by case."""
+
+    def __init__(self, app, client, api_users, role):
+        self.client, self.svc = client, services(app)
+        self.headers = api_users.add("actor", roles=(role,), groups=("sales",))
+        api_users.add("mate", roles=("manager",), groups=("sales",))
+        api_users.add("out", roles=("lawyer",), groups=("legal",))
+        _, legal_xml = bpmn_file("deal_approval.bpmn", **{'id="deal_approval"': 'id="deal_legal"',
+                                                   'candidateGroups="sales"': 'candidateGroups="legal"'})
+        self.svc.catalogue.deploy([bpmn_file("deal_approval.bpmn"), ("deal_legal.bpmn", legal_xml)], "setup")
+        self.actor = Actor("actor", frozenset({role}), frozenset({"sales"}))
+
+    def instance(self, starter: str, key: str) -> dict:
+        who = Actor(starter, frozenset({"manager"}), frozenset())
+        view = self.svc.engine.start_instance(key, actor=who, business_key="DEAL", variables=DEAL_VARS)
+        return {"id": view.id, "task": view.open_tasks[0].id}
+
+    def task(self, case: str) -> str:
+        key = "deal_approval" if case in ("assigned", "offered", "teammate") else "deal_legal"
+        task_id = self.instance("out", key)["task"]
+        holder = {"assigned": "actor", "teammate": "mate", "team": "mate"}.get(case)
+        if holder:
+            self.svc.engine.assign_task(task_id, holder, actor=Actor.system())
+        return task_id
+
+    def instance_for(self, case: str) -> int:
+        starter = {"started": "actor", "team": "mate"}.get(case, "out")
+        return self.instance(starter, "deal_approval" if case == "involved" else "deal_legal")["id"]
+
+    def call(self, method: str, path: str, body):
+        if body == "deploy":
+            return deploy(self.client, self.headers)
+        return getattr(self.client, method)(path, headers=self.headers, json=body)
+
+    def expect(self, op: Op, relation: Scope, read: Op | None, method, path, body, label: str) -> bool:
+        """Send the request, check the status against the table; True when it was allowed (state may change)."""
+        before = snapshot(self.svc.session_factory)
+        response = self.call(method, path, body)
+        # An operation on no particular object (read=None) hides nothing: a denial there is always 403.
+        visible = read is None or relation <= reach(self.actor, read)
+        allowed = relation <= reach(self.actor, op)
+        if not visible or not allowed:
+            wanted = 404 if not visible else 403
+            assert response.status_code == wanted, (label, response.get_json())
+            assert snapshot(self.svc.session_factory) == before, f"{label}: a denied request changed something"
+            return False
+        assert response.status_code not in (401, 403, 404), (label, response.get_json())
+        assert response.status_code < 500, (label, response.get_json())
+        return True
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_global_operations(app, client, api_users, role):
+    world = World(app, client, api_users, role)
+    for op, method, path, body in GLOBAL:
+        world.expect(op, Scope.ALL, None, method, path, body, f"{role} {method} {path}")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_task_operations(app, client, api_users, role):
+    world = World(app, client, api_users, role)
+    read_reach = reach(world.actor, Op.TASK_READ)
+    for case, relation in TASK_CASES.items():
+        task_id = world.task(case)
+        listed = {t["id"] for t in client.get("/api/v1/tasks?per_page=100", headers=world.headers)
+                  .get_json()["items"]}
+        assert (task_id in listed) == (relation <= read_reach), f"{role} list shows {case} task"
+        world.expect(Op.TASK_READ, relation, Op.TASK_READ, "get", f"/api/v1/tasks/{task_id}", None,
+                     f"{role} read {case}")
+        for op, request in TASK_WRITES.items():
+            if world.expect(op, relation, Op.TASK_READ, *request(task_id), f"{role} {op} {case}"):
+                task_id = world.task(case)  # it may have changed: the next operation gets a fresh one
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_instance_operations(app, client, api_users, role):
+    world = World(app, client, api_users, role)
+    read_reach = reach(world.actor, Op.INSTANCE_READ)
+    for case, relation in INSTANCE_CASES.items():
+        instance_id = world.instance_for(case)
+        listed = {i["id"] for i in client.get("/api/v1/process-instances?per_page=100", headers=world.headers)
+                  .get_json()["items"]}
+        assert (instance_id in listed) == (relation <= read_reach), f"{role} list shows {case} instance"
+        for path in (f"/api/v1/process-instances/{instance_id}", f"/api/v1/process-instances/{instance_id}/history"):
+            world.expect(Op.INSTANCE_READ, relation, Op.INSTANCE_READ, "get", path, None, f"{role} read {case}")
+        world.expect(Op.INSTANCE_CANCEL, relation, Op.INSTANCE_READ, "post",
+                     f"/api/v1/process-instances/{instance_id}/cancel", {"reason": "matrix"}, f"{role} cancel {case}")

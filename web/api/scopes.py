@@ -1,0 +1,111 @@
+"""How a user relates to a task or an instance (own, involved, team, other): in Python for one object, in SQL
+for lists. The two must agree; `policy` decides what each relation allows.
+
+Reads compose SQL on the engine's inbox tables because `TaskFilter` cannot express "visible to" (see NOTES-api.md).
+"""
+
+from collections.abc import Iterable
+from functools import cached_property
+
+from sqlalchemy import ColumnElement
+from sqlalchemy import and_
+from sqlalchemy import false
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import true
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
+
+from crm.teams import members_of
+from crm.teams import members_query
+from engine.actor import Actor
+from engine.errors import NotFound
+from engine.models import HumanTask
+from engine.models import ProcessInstance
+from engine.models import TaskCandidate
+from engine.views import TaskView
+from web.api.policy import Scope
+
+OWN, INV, TEAM, ALL = Scope.OWN, Scope.INVOLVED, Scope.TEAM, Scope.ALL
+
+
+class Viewer:
+    """One actor looking at tasks and instances; the team (members of the actor's groups) is read once, lazily."""
+
+    def __init__(self, actor: Actor, session_factory: sessionmaker[Session]):
+        self.actor = actor
+        self._sf = session_factory
+
+    @cached_property
+    def team(self) -> frozenset[str]:
+        with self._sf() as session:
+            return frozenset(members_of(session, self.actor.groups))
+
+    # --- one object -------------------------------------------------------------------------------------------
+
+    def task_relation(self, task: TaskView) -> Scope:
+        """OWN (assigned to me), INVOLVED (offered to me or my groups, or done by me), TEAM, or ALL (anyone's)."""
+        me = self.actor.username
+        if task.assignee == me:
+            return OWN
+        if task.completed_by == me or me in task.candidate_users or self.actor.groups & set(task.candidate_groups):
+            return INV
+        if self.actor.groups and (task.assignee in self.team or task.completed_by in self.team):
+            return TEAM
+        return ALL
+
+    def instance_relation(self, instance_id: int) -> Scope:
+        """OWN (I started it), INVOLVED (I have a task in it), TEAM (a member started it or has a task), or ALL."""
+        with self._sf() as session:
+            started_by = session.scalar(select(ProcessInstance.started_by).where(ProcessInstance.id == instance_id))
+            if started_by is None:
+                raise NotFound(f"There is no process instance {instance_id}.")
+            tasks = [TaskView.of(row) for row in session.scalars(
+                select(HumanTask).where(HumanTask.instance_id == instance_id))]
+        if started_by == self.actor.username:
+            return OWN
+        closest = min((self.task_relation(t) for t in tasks), default=ALL)
+        if closest <= INV:
+            return INV
+        if closest == TEAM or (self.actor.groups and started_by in self.team):
+            return TEAM
+        return ALL
+
+    # --- lists ------------------------------------------------------------------------------------------------
+
+    def task_clause(self, scope: Scope) -> ColumnElement[bool]:
+        """SQL: the tasks whose relation to the actor is within `scope`."""
+        me = self.actor.username
+        if scope >= ALL:
+            return true()
+        if scope <= Scope.NONE:
+            return false()
+        own = HumanTask.assignee == me
+        if scope == OWN:
+            return own
+        offered = select(TaskCandidate.task_id).where(or_(
+            and_(TaskCandidate.kind == "user", TaskCandidate.name == me),
+            and_(TaskCandidate.kind == "group", TaskCandidate.name.in_(sorted(self.actor.groups)))))
+        involved = or_(own, HumanTask.completed_by == me, HumanTask.id.in_(offered))
+        if scope == INV or not self.actor.groups:
+            return involved
+        members = members_query(self.actor.groups)
+        return or_(involved, HumanTask.assignee.in_(members), HumanTask.completed_by.in_(members))
+
+    def instance_clause(self, scope: Scope) -> ColumnElement[bool]:
+        """SQL: the instances whose relation to the actor is within `scope`."""
+        if scope >= ALL:
+            return true()
+        if scope <= Scope.NONE:
+            return false()
+        own = ProcessInstance.started_by == self.actor.username
+        if scope == OWN:
+            return own
+        with_tasks = ProcessInstance.id.in_(select(HumanTask.instance_id).where(self.task_clause(scope)))
+        if scope == TEAM and self.actor.groups:
+            return or_(own, with_tasks, ProcessInstance.started_by.in_(members_query(self.actor.groups)))
+        return or_(own, with_tasks)
+
+    def visible_tasks(self, tasks: Iterable[TaskView], scope: Scope) -> list[TaskView]:
+        """Only the tasks within `scope` (an instance's open tasks, as this actor may see them)."""
+        return [t for t in tasks if self.task_relation(t) <= scope]

@@ -1,0 +1,120 @@
+"""The inbox over HTTP: list and read tasks, claim, unclaim, assign and complete them."""
+
+from flask_smorest import Blueprint
+from sqlalchemy import or_
+from sqlalchemy import select
+
+from crm.models import User
+from engine.db import utcnow
+from engine.errors import Forbidden
+from engine.errors import NotFound
+from engine.models import HumanTask
+from engine.queries import MAX_PAGE
+from engine.queries import TaskFilter
+from engine.queries import task_query
+from engine.views import TaskView
+from web.api.common import actor
+from web.api.common import errors
+from web.api.common import page_of_query
+from web.api.common import services
+from web.api.common import viewer
+from web.api.errors import Unprocessable
+from web.api.instances import as_seen
+from web.api.policy import Op
+from web.api.policy import Scope
+from web.api.policy import check
+from web.api.policy import reach
+from web.api.schemas import AssignRequestSchema
+from web.api.schemas import CompleteRequestSchema
+from web.api.schemas import InstanceSchema
+from web.api.schemas import TaskPage
+from web.api.schemas import TaskQuerySchema
+from web.api.schemas import TaskSchema
+
+bp = Blueprint("api_tasks", __name__, url_prefix="/api/v1/tasks", description="User tasks: the inbox.")
+TASK_ID_MAX = 36
+
+
+@bp.route("", methods=["GET"])
+@bp.arguments(TaskQuerySchema, location="query")
+@bp.response(200, TaskPage)
+@errors(bp, 400, 503)
+def task_list(args):
+    """Open tasks you may see (yours, your groups', your team's), filtered and sorted."""
+    assignee = args.get("assignee")
+    now = utcnow()
+    task_filter = TaskFilter(
+        assignee=actor().username if assignee == "me" else assignee, candidate_group=args.get("candidate_group"),
+        business_key=args.get("business_key"), due_before=args.get("due_before"), sort=args["sort"],
+        overdue_at=now if args.get("overdue") is True else None, limit=MAX_PAGE,
+    )
+    query = task_query(task_filter).where(viewer().task_clause(reach(actor(), Op.TASK_READ)))
+    if args.get("overdue") is False:
+        query = query.where(or_(HumanTask.due_at.is_(None), HumanTask.due_at >= now))
+    with services().session_factory() as session:
+        return page_of_query(session, query, args, lambda row: TaskView.of(row[0]))
+
+
+def _task(task_id: str, op: Op) -> TaskView:
+    """The task, if this user may do `op` on it (404 when they may not even see it, else 403)."""
+    if len(task_id) > TASK_ID_MAX:
+        raise NotFound(f"There is no task {task_id[:TASK_ID_MAX]!r}...")
+    task = services().engine.get_task(task_id)
+    check(actor(), op, viewer().task_relation(task), f"task {task.name or task.bpmn_id!r} ({task.id})",
+          hidden=f"task {task_id!r}")
+    return task
+
+
+@bp.route("/<string:task_id>", methods=["GET"])
+@bp.response(200, TaskSchema)
+@errors(bp, 404, 503)
+def task_get(task_id: str):
+    """One task with its form fields (what `complete` expects in `data`)."""
+    return _task(task_id, Op.TASK_READ)
+
+
+@bp.route("/<string:task_id>/claim", methods=["POST"])
+@bp.response(200, TaskSchema)
+@errors(bp, 403, 404, 409, 503)
+def task_claim(task_id: str):
+    """Take a task offered to one of your groups, so that nobody else works on it."""
+    _task(task_id, Op.TASK_CLAIM)
+    return services().engine.claim_task(task_id, actor=actor())
+
+
+@bp.route("/<string:task_id>/unclaim", methods=["POST"])
+@bp.response(200, TaskSchema)
+@errors(bp, 403, 404, 409, 503)
+def task_unclaim(task_id: str):
+    """Give a claimed task back to its candidate groups."""
+    _task(task_id, Op.TASK_UNCLAIM)
+    return services().engine.unclaim_task(task_id, actor=actor())
+
+
+@bp.route("/<string:task_id>/assign", methods=["POST"])
+@bp.arguments(AssignRequestSchema)
+@bp.response(200, TaskSchema)
+@errors(bp, 400, 403, 404, 409, 422, 503)
+def task_assign(body, task_id: str):
+    """Give a task to a user: supervisors to members of their groups, admins to anyone active."""
+    _task(task_id, Op.TASK_ASSIGN)
+    username = body["username"]
+    with services().session_factory() as session:
+        active = session.scalar(select(User.active).where(User.username == username))
+    if not active:
+        raise Unprocessable(f"There is no active user {username!r} to assign the task to; check the username.",
+                            details={"username": username})
+    if reach(actor(), Op.TASK_ASSIGN) < Scope.ALL and username not in viewer().team:
+        raise Forbidden(f"{actor().username!r} may assign tasks only to members of their groups "
+                        f"({', '.join(sorted(actor().groups)) or 'none'}); {username!r} is not one.")
+    return services().engine.assign_task(task_id, username, actor=actor())
+
+
+@bp.route("/<string:task_id>/complete", methods=["POST"])
+@bp.arguments(CompleteRequestSchema)
+@bp.response(200, InstanceSchema, description="The instance after the task, run to its next wait state.")
+@errors(bp, 400, 403, 404, 409, 422, 503)
+def task_complete(body, task_id: str):
+    """Complete a task with its form data (validated against the form), then run the process on."""
+    _task(task_id, Op.TASK_COMPLETE)
+    return as_seen(services().engine.complete_task(task_id, actor=actor(), data=body["data"]))
