@@ -50,6 +50,11 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "DEALFLOW_SCRIPT_MEMORY_MB": int(_env("SCRIPT_MEMORY_MB", 512)),
         "DEALFLOW_SCHEDULER": _env("SCHEDULER", "off"),
         "DEALFLOW_SWEEP_SECONDS": float(_env("SWEEP_SECONDS", 1)),
+        "DEALFLOW_TOKEN_TTL_HOURS": float(_env("TOKEN_TTL_HOURS", 12)),
+        "DEALFLOW_IDEMPOTENCY_HOURS": float(_env("IDEMPOTENCY_HOURS", 24)),
+        "DEALFLOW_LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT", "5 per minute"),
+        "RATELIMIT_ENABLED": _env("RATELIMIT_ENABLED", "on") != "off",
+        "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
     }
 
 
@@ -68,12 +73,27 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         configure_engine(db.engine)
         app.extensions["dealflow"] = _services(app, make_session_factory(db.engine))
 
+    from web import api
     from web import cli
     from web import pages
 
+    api.init_app(app)
     cli.init_app(app)
     pages.init_app(app)
+    if app.config["DEALFLOW_SCHEDULER"] == "on":
+        _start_sweeper(app)
     return app
+
+
+def _start_sweeper(app: Flask) -> None:
+    """Fire due timers from this process (every app process may: claims are leased in the database)."""
+    import atexit
+
+    from engine.worker import start_sweeper
+
+    scheduler = start_sweeper(services(app).engine, app.config["DEALFLOW_SWEEP_SECONDS"])
+    app.extensions["dealflow_scheduler"] = scheduler
+    atexit.register(scheduler.shutdown, wait=False)
 
 
 def _services(app: Flask, session_factory: sessionmaker[Session]) -> Services:

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -14,9 +15,14 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from engine import audit
 from engine import inbox
+from engine import jobs
+from engine import messages
 from engine import queries
+from engine import reminders
 from engine import step
 from engine.actor import Actor
+from engine.clock import CommandClock
+from engine.correlation import EventCommands
 from engine.db import utcnow
 from engine.definitions import SpecCache
 from engine.definitions import resolve_definition_id
@@ -36,25 +42,28 @@ from engine.sandbox import ScriptPool
 from engine.sandbox import make_script_engine
 from engine.status import ensure_active
 from engine.status import transition
+from engine.sweep import JobCommands
 from engine.views import InstanceView
 from engine.views import TaskView
 
 
-class Engine(queries.Queries):
+class Engine(JobCommands, EventCommands, queries.Queries):
     """Start instances, work tasks, cancel; read instances, tasks and history (see `queries.Queries`)."""
 
     def __init__(self, session_factory: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow,
-                 script_pool: ScriptPool | None = None, spec_cache: SpecCache | None = None):
-        super().__init__(session_factory, spec_cache or SpecCache(), make_script_engine(script_pool, clock))
-        self._clock = clock
+                 script_pool: ScriptPool | None = None, spec_cache: SpecCache | None = None,
+                 reminder_before: timedelta = reminders.DEFAULT_BEFORE):
+        self._clock = CommandClock(clock)
+        self._reminder_before = reminder_before
+        super().__init__(session_factory, spec_cache or SpecCache(), make_script_engine(script_pool, self._clock))
 
     @contextmanager
-    def _write(self) -> Iterator[Session]:
-        """One write transaction; a lost optimistic-lock race becomes a Conflict with nothing applied."""
+    def _command(self, now: datetime | None = None) -> Iterator[tuple[Session, datetime]]:
+        """One write transaction at one frozen instant; a lost optimistic-lock race is a Conflict, nothing applied."""
         try:
-            with self._sf() as session, session.begin():
+            with self._clock.frozen(now) as frozen, self._sf() as session, session.begin():
                 session.connection(execution_options={"dealflow_write": True})
-                yield session
+                yield session, frozen
         except StaleDataError as exc:
             raise Conflict("Someone else changed this process instance at the same moment; "
                            "nothing of yours was applied. Refresh and try again.") from exc
@@ -63,29 +72,38 @@ class Engine(queries.Queries):
                        variables: dict[str, Any] | None = None, version: int | None = None) -> InstanceView:
         """Start the latest (or the given) version of `process_key` and run it to its first wait state."""
         variables = check_variables(variables or {})
-        now = self._clock()
-        with self._write() as session:
+        with self._command() as (session, now):
             loaded = self._specs.get(session, resolve_definition_id(session, process_key, version))
-            variables = _apply_start_form(loaded.spec, variables)
-            workflow = new_workflow(loaded, variables, self._script_engine)
-            recorder = Recorder(actor.username, now)
-            recorder.add("instance_started", process_key=loaded.key, version=loaded.version,
-                         business_key=business_key, variables=variables)
-            outcome = step.run(workflow, None, recorder)
-            recorder.records[0].details["path"] = outcome.path
-            instance = ProcessInstance(
-                definition_id=loaded.definition_id, process_key=loaded.key, business_key=business_key,
-                status=InstanceStatus.RUNNING, state_json="", started_at=now, started_by=actor.username,
-                updated_at=now,
-            )
-            step.persist(session, instance, workflow, outcome, recorder, now)
-            instance_id = instance.id
+            instance_id = self._start(session, now, loaded, actor, business_key, variables)
         return self.get_instance(instance_id)
+
+    def _start(self, session: Session, now: datetime, loaded, actor: Actor, business_key: str | None,
+               variables: dict[str, Any], then: Callable | None = None) -> int:
+        """Create and run a new instance inside the caller's transaction; `then(workflow)` runs after the start."""
+        variables = _apply_start_form(loaded.spec, variables)
+        workflow = new_workflow(loaded, variables, self._script_engine)
+        recorder = Recorder(actor.username, now)
+        recorder.add("instance_started", process_key=loaded.key, version=loaded.version,
+                     business_key=business_key, variables=variables)
+
+        def begin():
+            workflow.do_engine_steps()
+            if then is not None:
+                then(workflow)
+
+        outcome = step.run(workflow, begin, recorder)
+        recorder.records[0].details["path"] = outcome.path
+        instance = ProcessInstance(
+            definition_id=loaded.definition_id, process_key=loaded.key, business_key=business_key,
+            status=InstanceStatus.RUNNING, state_json="", started_at=now, started_by=actor.username,
+            updated_at=now,
+        )
+        self._persist(session, instance, workflow, outcome, recorder, now)
+        return instance.id
 
     def complete_task(self, task_id: str, *, actor: Actor, data: dict[str, Any] | None = None) -> InstanceView:
         """Complete a user task with form data (validated), then run the process to its next wait state."""
-        now = self._clock()
-        with self._write() as session:
+        with self._command() as (session, now):
             row = self._task_row(session, task_id)
             inbox.ensure_can_work(row, actor)
             cleaned = validate_form(row.form, data or {}, row.name or row.bpmn_id)
@@ -104,7 +122,7 @@ class Engine(queries.Queries):
             recorder.records[0].details["path"] = outcome.path
             inbox.close(session, row, TaskStatus.COMPLETED, actor.username, now)
             outcome.changes.cancelled_human_ids[:] = [t for t in outcome.changes.cancelled_human_ids if t != task.id]
-            step.persist(session, instance, workflow, outcome, recorder, now)
+            self._persist(session, instance, workflow, outcome, recorder, now)
             instance_id = instance.id
         return self.get_instance(instance_id)
 
@@ -125,8 +143,7 @@ class Engine(queries.Queries):
                                                  "assignee": username}))
 
     def _reassign(self, task_id: str, actor: Actor, apply) -> TaskView:
-        now = self._clock()
-        with self._write() as session:
+        with self._command() as (session, now):
             row = self._task_row(session, task_id)
             event = apply(session, row, now)
             if event:
@@ -139,8 +156,7 @@ class Engine(queries.Queries):
 
     def cancel_instance(self, instance_id: int, *, actor: Actor, reason: str | None = None) -> InstanceView:
         """Stop an instance for good: its open tasks are cancelled, its history kept."""
-        now = self._clock()
-        with self._write() as session:
+        with self._command() as (session, now):
             instance = self._lock_instance(session, instance_id)
             loaded = self._specs.get(session, instance.definition_id)
             workflow = load_workflow(instance.state_json, loaded, self._script_engine)
@@ -148,6 +164,8 @@ class Engine(queries.Queries):
             open_ids = [r.id for r in session.query(HumanTask.id).filter_by(instance_id=instance_id,
                                                                             status=TaskStatus.OPEN)]
             inbox.cancel_rows(session, open_ids, now)
+            jobs.delete_instance_jobs(session, instance_id)
+            messages.delete_instance_subscriptions(session, instance_id)
             instance.status = transition(instance_id, instance.status, InstanceStatus.CANCELLED)
             instance.state_json, instance.updated_at, instance.ended_at = dump_workflow(workflow), now, now
             records = [audit.AuditRecord(event="task_cancelled", actor=actor.username, at=now,
@@ -156,6 +174,14 @@ class Engine(queries.Queries):
                                              instance_id=instance_id, details={"reason": reason}))
             audit.append(session, records)
         return self.get_instance(instance_id)
+
+    def mark_notification_read(self, notification_id: int, *, actor: Actor) -> None:
+        """Mark a notification read for this user (group notifications are read per member)."""
+        with self._command() as (session, now):
+            reminders.mark_read(session, notification_id, actor.username, actor.groups, now)
+
+    def _persist(self, session, instance, workflow, outcome, recorder, now) -> None:
+        step.persist(session, instance, workflow, outcome, recorder, now, self._reminder_before)
 
     def _task_row(self, session: Session, task_id: str) -> HumanTask:
         row = session.get(HumanTask, str(task_id))

@@ -151,3 +151,77 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_seq: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class JobKind(StrEnum):
+    TIMER = "timer"
+    REMINDER = "reminder"  # a user task's due date is near
+    OVERDUE = "overdue"  # a user task's due date has passed
+    SERVICE = "service"
+
+
+class Job(Base):
+    """Work that comes due: a BPMN timer (later, a service call). The database, not a scheduler, holds it.
+
+    A row exists while the job is pending; firing deletes it in the same transaction that applies it, which is
+    what makes a firing happen exactly once however many sweepers race for it.
+    """
+
+    __tablename__ = "job"
+    # AUTOINCREMENT: a fired job's id must never come back as another job's (operators and late firings use ids).
+    __table_args__ = (Index("ix_job_due_at", "due_at"), Index("ix_job_instance_task", "instance_id", "task_id"),
+                      {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"))
+    task_id: Mapped[str] = mapped_column(String(36))  # the waiting SpiffWorkflow task (event or gateway)
+    element_id: Mapped[str] = mapped_column(String(255))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EventSubscription(Base):
+    """An instance waiting for a message or signal, so correlation is a query, not a scan of workflows."""
+
+    __tablename__ = "event_subscription"
+    __table_args__ = (Index("ix_event_subscription_kind_name", "kind", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    task_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(10))  # "message" | "signal"
+    name: Mapped[str] = mapped_column(String(255))
+    element_id: Mapped[str] = mapped_column(String(255))
+
+
+class Notification(Base):
+    """An in-app message to one user or to every member of a group (reminders, escalations, handlers)."""
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_user", "recipient_user"),
+                      Index("ix_notification_group", "recipient_group"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recipient_user: Mapped[str | None] = mapped_column(String(150))
+    recipient_group: Mapped[str | None] = mapped_column(String(150))
+    kind: Mapped[str] = mapped_column(String(30))
+    message: Mapped[str] = mapped_column(Text)
+    instance_id: Mapped[int | None] = mapped_column(Integer)
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    business_key: Mapped[str | None] = mapped_column(String(255))
+
+
+class NotificationRead(Base):
+    """Who has read a notification: a group notification is read per member, not once for all."""
+
+    __tablename__ = "notification_read"
+
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notification.id", ondelete="CASCADE"), primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), primary_key=True)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime)

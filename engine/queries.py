@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from engine import reminders
 from engine.definitions import SpecCache
 from engine.errors import InvalidInput
 from engine.errors import NotFound
@@ -146,3 +147,10 @@ class Queries:
             rows = session.scalars(select(AuditEvent).where(AuditEvent.instance_id == instance_id)
                                    .order_by(AuditEvent.seq))
             return [EventView.of(row) for row in rows]
+
+    def list_notifications(self, username: str, groups: frozenset[str], *, unread_only: bool = False,
+                           limit: int = 50, offset: int = 0) -> list[dict]:
+        """Notifications for a user and their groups, newest first, with that user's read flag."""
+        with self._sf() as session:
+            return reminders.list_for(session, username, groups, unread_only, min(max(limit, 1), MAX_PAGE),
+                                      max(offset, 0))

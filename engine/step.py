@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import timedelta
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -12,6 +13,9 @@ from sqlalchemy.orm import Session
 from engine import assignment
 from engine import audit
 from engine import inbox
+from engine import jobs
+from engine import messages
+from engine import reminders
 from engine.errors import DealflowError
 from engine.history import Recorder
 from engine.models import InstanceStatus
@@ -30,6 +34,8 @@ class Outcome:
     changes: Changes
     failure: str | None
     path: list[str]
+    timers_before: jobs.TimerMap
+    subscriptions_before: messages.Subscriptions
 
 
 def describe_failure(exc: Exception) -> str:
@@ -47,6 +53,8 @@ def describe_failure(exc: Exception) -> str:
 def run(workflow: BpmnWorkflow, action: Callable[[], None] | None, recorder: Recorder) -> Outcome:
     """Apply `action`, then run every engine step; a failure of designer code is returned, not raised."""
     before = snapshot(workflow)
+    timers_before = jobs.waiting_timers(workflow)
+    subscriptions_before = messages.waiting_subscriptions(workflow)
     failure = None
     try:
         if action is not None:
@@ -55,7 +63,7 @@ def run(workflow: BpmnWorkflow, action: Callable[[], None] | None, recorder: Rec
     except (SpiffWorkflowException, DealflowError) as exc:
         failure = describe_failure(exc)
     changes = diff(before, workflow)
-    return Outcome(changes, failure, recorder.engine_steps(changes))
+    return Outcome(changes, failure, recorder.engine_steps(changes), timers_before, subscriptions_before)
 
 
 def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
@@ -69,7 +77,7 @@ def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
 
 
 def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, outcome: Outcome,
-            recorder: Recorder, now: datetime) -> None:
+            recorder: Recorder, now: datetime, reminder_before: timedelta = reminders.DEFAULT_BEFORE) -> None:
     """Write the instance state, the new and cancelled inbox rows, the status and the audit trail.
 
     A new instance is inserted here, once, with its final state (no insert-then-update).
@@ -93,6 +101,12 @@ def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
     session.add_all(new_rows)
     session.flush()
     session.add_all([c for row in new_rows for c in inbox.candidate_rows(row)])
+    for (task, _), row in zip(resolved, new_rows, strict=True):
+        properties = (task.task_spec.extensions or {}).get("properties", {})
+        session.add_all(reminders.deadline_jobs(row, reminders.lead_time(row, properties, reminder_before), now))
+    jobs.sync_timer_jobs(session, instance.id, outcome.timers_before, jobs.waiting_timers(workflow))
+    messages.sync_subscriptions(session, instance.id, outcome.subscriptions_before,
+                                messages.waiting_subscriptions(workflow))
     inbox.cancel_rows(session, [str(tid) for tid in outcome.changes.cancelled_human_ids], now)
     _record_tasks(recorder, new_rows, outcome)
     _record_status(recorder, new_status, failure)

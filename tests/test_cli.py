@@ -75,3 +75,17 @@ def test_cli_audit_verify_catches_tampering(cli, app):
         s.execute(update(AuditEvent).where(AuditEvent.seq == 2).values(actor="mallory"))
     result = cli("audit", "verify")
     assert result.exit_code == 1 and "Event #2 was changed" in result.stderr
+
+
+def test_cli_message_signal_and_sweep(cli):
+    _users(cli)
+    _json(cli("deploy", str(BPMN_DIR / "messages.bpmn"), "--json"))
+    started = _json(cli("message", "lead received", "--business-key", "LEAD-9", "--payload", '{"phone": "+7"}',
+                        "--as", "dana", "--json"))
+    assert len(started["instances"]) == 1
+    shown = _json(cli("show", str(started["instances"][0]), "--json"))
+    assert shown["variables"]["phone"] == "+7" and shown["open_tasks"][0]["bpmn_id"] == "Call_lead"
+    nobody = cli("message", "contract signed", "--business-key", "LEAD-9", "--as", "dana")
+    assert nobody.exit_code == 1 and "Nobody waits for message 'contract signed'" in nobody.stderr
+    assert _json(cli("signal", "price list updated", "--as", "dana", "--json")) == {"instances": []}
+    assert _json(cli("sweep", "--json")) == {"fired": 0}

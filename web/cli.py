@@ -71,6 +71,13 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict:
     return variables
 
 
+def _json_arg(text: str, option: str):
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{option} is not valid JSON ({exc}); write it like '{{\"approved\": true}}'.") from exc
+
+
 def _register(cli):
     @command(cli, "deploy", help="Validate and deploy BPMN files (a new version per changed process).")
     @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -113,10 +120,7 @@ def _register(cli):
     @click.option("--as", "username", required=True)
     @click.option("--data", default="{}", help='Form data as JSON, e.g. \'{"approved": true}\'.')
     def complete(task_id, username, data):
-        try:
-            payload = json.loads(data)
-        except ValueError as exc:
-            raise InvalidInput(f"--data is not valid JSON ({exc}); write it like '{{\"approved\": true}}'.") from exc
+        payload = _json_arg(data, "--data")
         return fmt.instance(_services().engine.complete_task(task_id, actor=_actor(username), data=payload))
 
     @command(cli, "claim", help="Claim a task offered to one of your groups.")
@@ -151,6 +155,31 @@ def _register(cli):
     def show(instance_id):
         engine = _services().engine
         return fmt.instance(engine.get_instance(instance_id), engine.history(instance_id))
+
+    @command(cli, "message", help="Deliver a message to the deal's waiting instances (or start a process).")
+    @click.argument("name")
+    @click.option("--business-key", required=True, help="The deal the message is about.")
+    @click.option("--payload", default="{}", help='Data as JSON, e.g. \'{"paid": 1200}\'; becomes process data.')
+    @click.option("--as", "username", required=True)
+    def message(name, business_key, payload, username):
+        ids = _services().engine.correlate_message(name, business_key=business_key, actor=_actor(username),
+                                                   payload=_json_arg(payload, "--payload"))
+        return fmt.Output(f"Delivered {name!r} to instance(s) {', '.join(map(str, ids))}.", {"instances": ids})
+
+    @command(cli, "signal", help="Broadcast a signal to every instance waiting for it.")
+    @click.argument("name")
+    @click.option("--payload", default="{}", help="Data as JSON; becomes process data.")
+    @click.option("--as", "username", required=True)
+    def signal(name, payload, username):
+        ids = _services().engine.broadcast_signal(name, actor=_actor(username),
+                                                  payload=_json_arg(payload, "--payload"))
+        text = f"Signal {name!r} reached {len(ids)} instance(s)" + (f": {', '.join(map(str, ids))}." if ids else ".")
+        return fmt.Output(text, {"instances": ids})
+
+    @command(cli, "sweep", help="Fire every timer that is due now (what the scheduler does each second).")
+    def sweep():
+        fired = _services().engine.fire_due_jobs()
+        return fmt.Output(f"Fired {fired} job(s).", {"fired": fired})
 
     @command(cli, "instances", help="List process instances, newest first.")
     @click.option("--business-key", default=None)

@@ -1,0 +1,144 @@
+"""Firing due jobs: the command that fires one timer, and the sweep that claims and fires all due ones."""
+
+import logging
+import os
+import socket
+from datetime import datetime
+from uuid import UUID
+
+from SpiffWorkflow.task import TaskState
+from sqlalchemy import delete
+from sqlalchemy import select
+
+from engine import audit
+from engine import jobs
+from engine import reminders
+from engine import step
+from engine.actor import Actor
+from engine.errors import Conflict
+from engine.errors import Forbidden
+from engine.errors import InvalidInput
+from engine.errors import NotFound
+from engine.history import Recorder
+from engine.models import Job
+from engine.models import JobKind
+from engine.runtime import load_workflow
+from engine.status import FINAL
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class JobCommands:
+    """Mixed into Engine: needs _command, _specs, _script_engine and _clock."""
+
+    def fire_job(self, job_id: int, *, now: datetime | None = None, actor: str = "timer") -> bool:
+        """Fire one timer job if it is still pending; returns False when there was nothing (left) to fire.
+
+        A late firing of a timer whose task was completed or cancelled meanwhile does nothing but drop the job.
+        """
+        with self._command(now) as (session, now):
+            job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+            if job is None:
+                return False
+            session.expunge(job)  # its row may be deleted in bulk below; keep the identity map truthful
+            if job.kind in (JobKind.REMINDER, JobKind.OVERDUE):
+                session.execute(delete(Job).where(Job.id == job_id))
+                record = reminders.notify_deadline(session, job, now)
+                if record is not None:
+                    audit.append(session, [record])
+                return record is not None
+            instance = jobs.active_instance(session, job.instance_id)
+            workflow = task = None
+            if instance is not None and instance.status not in FINAL:
+                loaded = self._specs.get(session, instance.definition_id)
+                workflow = load_workflow(instance.state_json, loaded, self._script_engine)
+                task = workflow.get_task_from_id(UUID(job.task_id))
+            if task is None or task.state != TaskState.WAITING:
+                session.execute(delete(Job).where(Job.id == job_id))
+                return False
+            # At the due time or later: "execute now" on a job due tomorrow must still make the timer fire.
+            with self._clock.frozen(max(now, job.due_at)) as fire_at:
+                recorder = Recorder(actor, fire_at, instance.id)
+                recorder.add("timer_fired", task_id=job.task_id, element_id=job.element_id, due_at=job.due_at)
+                outcome = step.run(workflow, workflow.refresh_timers, recorder)
+                recorder.records[0].details["path"] = outcome.path
+                self._persist(session, instance, workflow, outcome, recorder, fire_at)
+            return True
+
+    def fire_due_jobs(self, *, now: datetime | None = None, limit: int = 200, worker: str | None = None) -> int:
+        """Claim every job due at `now` and fire each in its own transaction; returns how many fired.
+
+        One broken instance never stops the sweep: its job is retried later with backoff.
+        """
+        now = now or self._clock()
+        worker = worker or worker_name()
+        with self._command(now) as (session, _):
+            claimed = jobs.claim_due(session, now, worker, limit)
+        fired = 0
+        for job_id in claimed:
+            try:
+                fired += self.fire_job(job_id, now=now)
+            except Conflict:
+                continue  # someone changed the instance meanwhile; the lease expires and the job comes back
+            except Exception as exc:  # noqa: BLE001 - failures are data: record, back off, go on
+                log.exception("Firing job %s failed", job_id)
+                with self._command(now) as (session, _):
+                    jobs.record_failure(session, job_id, f"{type(exc).__name__}: {exc}", now)
+        return fired
+
+    def list_jobs(self, *, instance_id: int | None = None, due_before: datetime | None = None,
+                  limit: int = 100, offset: int = 0) -> list[dict]:
+        """Pending jobs, soonest first (operators: what will fire, and when)."""
+        query = select(Job).order_by(Job.due_at, Job.id).limit(min(max(limit, 1), 500)).offset(max(offset, 0))
+        if instance_id is not None:
+            query = query.where(Job.instance_id == instance_id)
+        if due_before is not None:
+            query = query.where(Job.due_at < due_before)
+        with self._sf() as session:
+            return [_job_dict(job) for job in session.scalars(query)]
+
+    def execute_job(self, job_id: int, *, actor: Actor) -> bool:
+        """Fire a job now, whatever its due time (admins and supervisors); audited."""
+        _ensure_operator(actor)
+        with self._sf() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                raise NotFound(f"There is no pending job {job_id}; it may have fired already.")
+            instance_id, element_id = job.instance_id, job.element_id
+        fired = self.fire_job(job_id, actor=actor.username)
+        with self._command() as (session, now):
+            audit.append(session, [audit.AuditRecord(event="job_executed", actor=actor.username, at=now,
+                                                     instance_id=instance_id, element_id=element_id,
+                                                     details={"job_id": job_id, "fired": fired})])
+        return fired
+
+    def reschedule_job(self, job_id: int, due_at: datetime, *, actor: Actor) -> dict:
+        """Move a pending job to `due_at` (admins and supervisors); audited with the old and new time."""
+        _ensure_operator(actor)
+        if due_at.tzinfo is None:
+            raise InvalidInput("The new due time needs a time zone, e.g. 2026-05-01T10:00:00Z.")
+        with self._command() as (session, now):
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None:
+                raise NotFound(f"There is no pending job {job_id}; it may have fired already.")
+            previous = job.due_at
+            job.due_at, job.locked_by, job.locked_until = due_at, None, None
+            audit.append(session, [audit.AuditRecord(
+                event="job_rescheduled", actor=actor.username, at=now, instance_id=job.instance_id,
+                element_id=job.element_id, details={"job_id": job_id, "from": previous, "to": due_at})])
+            return _job_dict(job)
+
+
+def _ensure_operator(actor: Actor) -> None:
+    if not actor.has_role("admin", "supervisor"):
+        raise Forbidden(f"{actor.username!r} may not operate jobs: only admins and supervisors may.")
+
+
+def _job_dict(job: Job) -> dict:
+    return {"id": job.id, "kind": job.kind, "instance_id": job.instance_id, "task_id": job.task_id,
+            "element_id": job.element_id, "due_at": job.due_at, "attempts": job.attempts,
+            "last_error": job.last_error, "locked_by": job.locked_by, "locked_until": job.locked_until}
