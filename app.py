@@ -3,6 +3,7 @@
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from engine.database import configure_engine
 from engine.database import make_session_factory
 from engine.db import Base
 from engine.engine import Engine
+from engine.isodates import duration_of
+from engine.isodates import is_duration
 from engine.sandbox import ScriptPool
 from processes.catalogue import Catalogue
 
@@ -50,6 +53,7 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "DEALFLOW_SCRIPT_MEMORY_MB": int(_env("SCRIPT_MEMORY_MB", 512)),
         "DEALFLOW_SCHEDULER": _env("SCHEDULER", "off"),
         "DEALFLOW_SWEEP_SECONDS": float(_env("SWEEP_SECONDS", 1)),
+        "DEALFLOW_REMINDER_BEFORE": _env("REMINDER_BEFORE", "PT4H"),
         "DEALFLOW_TOKEN_TTL_HOURS": float(_env("TOKEN_TTL_HOURS", 12)),
         "DEALFLOW_IDEMPOTENCY_HOURS": float(_env("IDEMPOTENCY_HOURS", 24)),
         "DEALFLOW_LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT", "5 per minute"),
@@ -103,10 +107,17 @@ def _services(app: Flask, session_factory: sessionmaker[Session]) -> Services:
     )
     return Services(
         session_factory=session_factory,
-        engine=Engine(session_factory, script_pool=pool),
+        engine=Engine(session_factory, script_pool=pool,
+                      reminder_before=_duration(app.config["DEALFLOW_REMINDER_BEFORE"], "DEALFLOW_REMINDER_BEFORE")),
         catalogue=Catalogue(session_factory),
         script_pool=pool,
     )
+
+
+def _duration(text: str, name: str) -> timedelta:
+    if not is_duration(text):
+        raise ValueError(f"{name}={text!r} is not an ISO 8601 duration; write e.g. PT4H or P1D.")
+    return duration_of(text)
 
 
 def services(app: Flask) -> Services:

@@ -54,3 +54,9 @@ def to_datetime(value, now: datetime) -> datetime:
     if isinstance(value, str):
         return add_duration(now, value) if is_duration(value) else parse_datetime(value)
     raise ValueError(f"{value!r} is neither a date, a date-time nor a duration")
+
+
+def duration_of(text: str) -> timedelta:
+    """An ISO duration as a timedelta (years and months counted from 2000-01-01, for configuration values)."""
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    return add_duration(start, text) - start

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from engine.audit import AuditRecord
 from engine.errors import NotFound
-from engine.isodates import add_duration
+from engine.isodates import duration_of
 from engine.isodates import is_duration
 from engine.models import HumanTask
 from engine.models import Job
@@ -27,8 +27,7 @@ def lead_time(row: HumanTask, properties: dict, default: timedelta) -> timedelta
     """How long before the due date to remind: camunda:property 'reminderBefore' (ISO duration) or the default."""
     text = (properties or {}).get("reminderBefore")
     if isinstance(text, str) and is_duration(text):
-        base = datetime(2000, 1, 1)
-        return add_duration(base, text) - base
+        return duration_of(text)
     return default
 
 
