@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from sqlalchemy import Select
 from sqlalchemy import and_
@@ -127,12 +128,18 @@ class Queries:
         with self._sf() as session:
             return [dict(row._mapping) for row in session.execute(query)]
 
-    def get_task(self, task_id: str) -> TaskView:
+    def get_task(self, task_id: str, *, with_variables: bool = True) -> TaskView:
+        """One task; with the variables it sees (this loads its workflow, unlike the inbox lists)."""
         with self._sf() as session:
             row = session.get(HumanTask, str(task_id))
             if row is None:
                 raise NotFound(f"There is no task {task_id!r}.")
-            return TaskView.of(row)
+            if not with_variables:
+                return TaskView.of(row)
+            instance = session.get(ProcessInstance, row.instance_id)
+            loaded = self._specs.get(session, instance.definition_id)
+            task = load_workflow(instance.state_json, loaded, self._script_engine).get_task_from_id(UUID(row.id))
+            return TaskView.of(row, dict(task.data) if task is not None else {})
 
     def list_tasks(self, task_filter: TaskFilter | None = None) -> list[TaskView]:
         """The inbox: one indexed query over task rows, never a workflow deserialization."""

@@ -49,10 +49,13 @@ class TaskView(_View):
     claimed_at: datetime | None
     completed_at: datetime | None
     completed_by: str | None
+    # The data the task sees (e.g. the line item of a multi-instance approval); only on the single-task view.
+    variables: dict[str, Any] | None = None
 
     @classmethod
-    def of(cls, row: HumanTask) -> "TaskView":
-        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+    def of(cls, row: HumanTask, variables: dict[str, Any] | None = None) -> "TaskView":
+        fields = {name: getattr(row, name) for name in cls.__dataclass_fields__ if name != "variables"}
+        return cls(**fields, variables=variables)
 
 
 @dataclass(frozen=True)

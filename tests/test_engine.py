@@ -187,3 +187,15 @@ def test_audit_chain_verifies_after_a_run(started, engine, session_factory):
     with session_factory() as s:
         result = audit.verify(s)
     assert result.ok and result.checked >= 5
+
+
+def test_each_multi_instance_task_sees_its_own_item(engine, session_factory):
+    # A parallel approval over line items: the inbox shows one task per item, and each task's detail tells the
+    # approver which item it is about.
+    deploy(session_factory, "approvals.bpmn")
+    view = engine.start_instance("approvals", actor=DESIGNER, variables={"items": ["chair", "desk", "lamp"]})
+    items = sorted(engine.get_task(t.id).variables["item"] for t in view.open_tasks)
+    assert items == ["chair", "desk", "lamp"]
+    for task in view.open_tasks:
+        engine.complete_task(task.id, actor=ALICE, data={"ok": True})
+    assert engine.get_instance(view.id).status == "completed"
