@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 from engine.database import configure_engine
 from engine.database import make_session_factory
 from engine.db import Base
+from engine.db import utcnow
 from engine.engine import Engine
 from engine.isodates import duration_of
 from engine.isodates import is_duration
@@ -107,7 +108,8 @@ def _services(app: Flask, session_factory: sessionmaker[Session]) -> Services:
     )
     return Services(
         session_factory=session_factory,
-        engine=Engine(session_factory, script_pool=pool,
+        # DEALFLOW_CLOCK is for tests only: a callable returning an aware UTC datetime, passed in the config dict.
+        engine=Engine(session_factory, script_pool=pool, clock=app.config.get("DEALFLOW_CLOCK") or utcnow,
                       reminder_before=_duration(app.config["DEALFLOW_REMINDER_BEFORE"], "DEALFLOW_REMINDER_BEFORE")),
         catalogue=Catalogue(session_factory),
         script_pool=pool,

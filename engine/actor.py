@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 from dataclasses import field
 
-ROLES = ("admin", "designer", "manager", "lawyer", "accountant", "supervisor", "auditor")
+# "integration": a machine account (a CRM, a payment system) that only sends messages and signals to processes.
+ROLES = ("admin", "designer", "manager", "lawyer", "accountant", "supervisor", "auditor", "integration")
 
 
 @dataclass(frozen=True)

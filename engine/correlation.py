@@ -1,5 +1,6 @@
 """Messages and signals from outside: "contract signed", "payment received", correlated by business key."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,11 +24,19 @@ from engine.status import FINAL
 ACTIVE = ("running", "waiting", "error")
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """Where a message went: the instances that received it, or (started=True) the one it started."""
+
+    instances: list[int]
+    started: bool = False
+
+
 class EventCommands:
     """Mixed into Engine: needs _command, _start, _lock_instance, _specs and _script_engine."""
 
     def correlate_message(self, name: str, *, business_key: str, actor: Actor,
-                          payload: dict[str, Any] | None = None) -> list[int]:
+                          payload: dict[str, Any] | None = None) -> Delivery:
         """Deliver message `name` to every instance of deal `business_key` waiting for it, or start one.
 
         :raises NotFound: nobody waits for it and no process starts with it.
@@ -40,7 +49,7 @@ class EventCommands:
             if waiting:
                 for instance_id in waiting:
                     self._deliver(session, now, instance_id, "message", name, payload, actor)
-                return waiting
+                return Delivery(waiting)
             loaded = self._message_start(session, name)
             if loaded is None:
                 raise NotFound(
@@ -49,7 +58,7 @@ class EventCommands:
                     "diagram (its Name, not its id) and the business key.")
             started = self._start(session, now, loaded, actor, business_key, {},
                                   then=lambda wf: messages.deliver(wf, "message", name, payload))
-            return [started]
+            return Delivery([started], started=True)
 
     def broadcast_signal(self, name: str, *, actor: Actor, payload: dict[str, Any] | None = None) -> list[int]:
         """Deliver signal `name` to every instance waiting for it, each in its own transaction."""

@@ -23,6 +23,13 @@ class InvalidInput(DealflowError):
     http_status = 400
 
 
+class Unauthorized(DealflowError):
+    """No valid credentials (the API: no or an expired bearer token)."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
 class NotFound(DealflowError):
     code = "not_found"
     http_status = 404
@@ -51,6 +58,20 @@ class FormInvalid(DealflowError):
     """Submitted task data does not fit the task's form; `details['fields']` maps field -> problem."""
 
     code = "form_invalid"
+    http_status = 422
+
+
+class Unprocessable(DealflowError):
+    """A well-formed request that names something that cannot be used (e.g. an unknown user to assign to)."""
+
+    code = "unprocessable"
+    http_status = 422
+
+
+class IdempotencyKeyReused(DealflowError):
+    """The same Idempotency-Key came with a different request."""
+
+    code = "idempotency_key_reused"
     http_status = 422
 
 

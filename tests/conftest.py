@@ -167,3 +167,20 @@ def live_server(app):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def clocked_app(db_url, clock):
+    """The app with its engine on the test's `clock` (DEALFLOW_CLOCK): due dates and timers move by hand, while
+    tokens and Idempotency-Keys keep the wall clock."""
+    from app import create_app
+    from app import services
+
+    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "TESTING": True, "SECRET_KEY": "test",
+                            "DEALFLOW_CLOCK": clock})
+    yield flask_app
+    services(flask_app).script_pool.close()
+    with flask_app.app_context():
+        from app import db
+
+        db.engine.dispose()

@@ -3,7 +3,8 @@
 For every role and every operation, each kind of task or instance (mine, offered to my group, a teammate's, my
 team's, a stranger's) is tried over HTTP. Expected: invisible -> 404, visible but not allowed -> 403, allowed ->
 anything but 401/403/404 (the engine may still answer 409, e.g. claiming a teammate's task). A denied request must
-change nothing: the audit chain, instances, tasks, users, definitions and tokens are compared before and after.
+change nothing: the audit chain, instances, tasks, users, definitions, tokens, jobs, event subscriptions and
+notifications are compared before and after.
 """
 
 import pytest
@@ -53,8 +54,33 @@ GLOBAL = [
 ]
 
 
+# Operations on no task or instance that need something to act on: each request is built on a fresh one, because
+# an allowed request uses it up (a message delivered, a job fired). Notifications are the user's own (OWN).
+EVENTS_AND_JOBS = [
+    (Op.MESSAGE_SEND, Scope.ALL, lambda w: ("post", "/api/v1/messages", {
+        "name": "contract signed", "business_key": w.waiting_for_signature(), "payload": {"signed_by": "Ivan"}})),
+    (Op.MESSAGE_SEND, Scope.ALL, lambda w: ("post", "/api/v1/messages", {  # a message start event
+        "name": "lead received", "business_key": "LEAD-1"})),
+    (Op.SIGNAL_SEND, Scope.ALL, lambda w: ("post", "/api/v1/signals", {
+        "name": "price list updated", "payload": {"list": w.waiting_for_prices()}})),
+    (Op.NOTIFICATION_READ, Scope.OWN, lambda w: ("get", "/api/v1/notifications?unread=true", None)),
+    (Op.NOTIFICATION_READ, Scope.OWN, lambda w: ("post", f"/api/v1/notifications/{w.reminder()}/read", None)),
+    (Op.JOB_READ, Scope.ALL, lambda w: ("get", f"/api/v1/jobs?instance={w.instance('out', 'deal_approval')['id']}",
+                                        None)),
+    (Op.JOB_EXECUTE, Scope.ALL, lambda w: ("post", f"/api/v1/jobs/{w.job()}/execute", None)),
+    (Op.JOB_RESCHEDULE, Scope.ALL, lambda w: ("put", f"/api/v1/jobs/{w.job()}/due",
+                                              {"due_at": "2030-01-01T10:00:00+03:00"})),
+]
+
+
 def test_every_role_is_in_the_table():
     assert set(POLICY) == set(ROLES)
+
+
+def test_the_matrix_tries_every_operation():
+    tried = ({op for op, *_ in GLOBAL} | set(TASK_WRITES) | {op for op, *_ in EVENTS_AND_JOBS}
+             | {Op.TASK_READ, Op.INSTANCE_READ, Op.INSTANCE_CANCEL})
+    assert tried == set(Op)
 
 
 class World:
@@ -67,7 +93,9 @@ class World:
         api_users.add("out", roles=("lawyer",), groups=("legal",))
         _, legal_xml = bpmn_file("deal_approval.bpmn", **{'id="deal_approval"': 'id="deal_legal"',
                                                    'candidateGroups="sales"': 'candidateGroups="legal"'})
-        self.svc.catalogue.deploy([bpmn_file("deal_approval.bpmn"), ("deal_legal.bpmn", legal_xml)], "setup")
+        self.svc.catalogue.deploy([bpmn_file("deal_approval.bpmn"), ("deal_legal.bpmn", legal_xml),
+                                   bpmn_file("messages.bpmn")], "setup")
+        self.deals = 0
         self.actor = Actor("actor", frozenset({role}), frozenset({"sales"}))
 
     def instance(self, starter: str, key: str) -> dict:
@@ -86,6 +114,31 @@ class World:
     def instance_for(self, case: str) -> int:
         starter = {"started": "actor", "team": "mate"}.get(case, "out")
         return self.instance(starter, "deal_approval" if case == "involved" else "deal_legal")["id"]
+
+    def waiting_for_signature(self) -> str:
+        """A new deal whose contract_signing instance waits for the message "contract signed"; its business key."""
+        self.deals += 1
+        key = f"DEAL-M{self.deals}"
+        view = self.svc.engine.start_instance("contract_signing", actor=Actor.system("out"), business_key=key)
+        self.svc.engine.complete_task(view.open_tasks[0].id, actor=Actor("mate", frozenset({"manager"}),
+                                                                         frozenset({"sales"})), data={})
+        return key
+
+    def waiting_for_prices(self) -> str:
+        """A new deal whose instance waits for the signal "price list updated"."""
+        key = self.waiting_for_signature()
+        self.svc.engine.correlate_message("contract signed", business_key=key, actor=Actor.system())
+        return key
+
+    def job(self) -> int:
+        """A new pending job: the reminder of a fresh deal_approval task."""
+        instance_id = self.instance("out", "deal_approval")["id"]
+        return next(j["id"] for j in self.svc.engine.list_jobs(instance_id=instance_id) if j["kind"] == "reminder")
+
+    def reminder(self) -> int:
+        """A new unread reminder to the actor's group (sales), sent by firing a fresh job."""
+        self.svc.engine.execute_job(self.job(), actor=Actor.system())
+        return self.svc.engine.list_notifications("actor", frozenset({"sales"}), unread_only=True)[0]["id"]
 
     def call(self, method: str, path: str, body):
         if body == "deploy":
@@ -145,3 +198,11 @@ def test_instance_operations(app, client, api_users, role):
             world.expect(Op.INSTANCE_READ, relation, Op.INSTANCE_READ, "get", path, None, f"{role} read {case}")
         world.expect(Op.INSTANCE_CANCEL, relation, Op.INSTANCE_READ, "post",
                      f"/api/v1/process-instances/{instance_id}/cancel", {"reason": "matrix"}, f"{role} cancel {case}")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_event_notification_and_job_operations(app, client, api_users, role):
+    world = World(app, client, api_users, role)
+    for op, relation, request in EVENTS_AND_JOBS:
+        method, path, body = request(world)
+        world.expect(op, relation, None, method, path, body, f"{role} {method} {path}")

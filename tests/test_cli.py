@@ -82,7 +82,7 @@ def test_cli_message_signal_and_sweep(cli):
     _json(cli("deploy", str(BPMN_DIR / "messages.bpmn"), "--json"))
     started = _json(cli("message", "lead received", "--business-key", "LEAD-9", "--payload", '{"phone": "+7"}',
                         "--as", "dana", "--json"))
-    assert len(started["instances"]) == 1
+    assert len(started["instances"]) == 1 and started["started"] is True
     shown = _json(cli("show", str(started["instances"][0]), "--json"))
     assert shown["variables"]["phone"] == "+7" and shown["open_tasks"][0]["bpmn_id"] == "Call_lead"
     nobody = cli("message", "contract signed", "--business-key", "LEAD-9", "--as", "dana")

@@ -25,8 +25,9 @@ def _to_signature(engine, business_key):
 def test_receive_task_gets_the_message_and_its_payload(contracts):
     waiting = _to_signature(contracts, "DEAL-1")
     assert waiting.status == "waiting" and waiting.active_elements == ["Wait_signature"]
-    assert contracts.correlate_message("contract signed", business_key="DEAL-1", actor=CRM,
-                                       payload={"signed_by": "Ivan Petrov", "pages": 12}) == [waiting.id]
+    delivery = contracts.correlate_message("contract signed", business_key="DEAL-1", actor=CRM,
+                                           payload={"signed_by": "Ivan Petrov", "pages": 12})
+    assert delivery.instances == [waiting.id] and delivery.started is False
     view = contracts.get_instance(waiting.id)
     assert view.active_elements == ["Prices"]  # now waits for the signal
     assert view.variables["signed_by"] == "Ivan Petrov" and view.variables["pages"] == 12
@@ -53,14 +54,16 @@ def test_nobody_waits_is_a_clear_not_found(contracts):
 def test_two_instances_of_one_deal_both_receive_it(contracts):
     first, second = _to_signature(contracts, "DEAL-4"), _to_signature(contracts, "DEAL-4")
     other = _to_signature(contracts, "DEAL-5")
-    assert contracts.correlate_message("contract signed", business_key="DEAL-4", actor=CRM) == [first.id, second.id]
+    delivery = contracts.correlate_message("contract signed", business_key="DEAL-4", actor=CRM)
+    assert delivery.instances == [first.id, second.id]
     assert contracts.get_instance(other.id).active_elements == ["Wait_signature"]  # another deal: untouched
 
 
 def test_message_start_event_starts_an_instance(contracts):
     started = contracts.correlate_message("lead received", business_key="LEAD-1", actor=CRM,
                                           payload={"phone": "+7 900 000 00 00"})
-    view = contracts.get_instance(started[0])
+    assert started.started is True
+    view = contracts.get_instance(started.instances[0])
     assert view.process_key == "inbound_lead" and view.business_key == "LEAD-1"
     assert [t.bpmn_id for t in view.open_tasks] == ["Call_lead"] and view.variables["phone"] == "+7 900 000 00 00"
 

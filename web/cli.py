@@ -162,9 +162,11 @@ def _register(cli):
     @click.option("--payload", default="{}", help='Data as JSON, e.g. \'{"paid": 1200}\'; becomes process data.')
     @click.option("--as", "username", required=True)
     def message(name, business_key, payload, username):
-        ids = _services().engine.correlate_message(name, business_key=business_key, actor=_actor(username),
-                                                   payload=_json_arg(payload, "--payload"))
-        return fmt.Output(f"Delivered {name!r} to instance(s) {', '.join(map(str, ids))}.", {"instances": ids})
+        delivery = _services().engine.correlate_message(name, business_key=business_key, actor=_actor(username),
+                                                        payload=_json_arg(payload, "--payload"))
+        ids = ", ".join(map(str, delivery.instances))
+        text = f"Started instance {ids} with {name!r}." if delivery.started else f"Delivered {name!r} to {ids}."
+        return fmt.Output(text, {"instances": delivery.instances, "started": delivery.started})
 
     @command(cli, "signal", help="Broadcast a signal to every instance waiting for it.")
     @click.argument("name")

@@ -10,8 +10,8 @@ from flask_limiter.util import get_remote_address
 
 from crm.tokens import resolve_token
 from engine.db import utcnow
+from engine.errors import Unauthorized
 from web.api.common import services
-from web.api.errors import Unauthorized
 
 PUBLIC = {"api_tokens.token_create"}
 

@@ -21,25 +21,6 @@ API_PREFIX = "/api/"
 DOCS = "/api/v1/openapi.json"
 
 
-class Unauthorized(DealflowError):
-    code = "unauthorized"
-    http_status = 401
-
-
-class IdempotencyKeyReused(DealflowError):
-    """The same Idempotency-Key came with a different request."""
-
-    code = "idempotency_key_reused"
-    http_status = 422
-
-
-class Unprocessable(DealflowError):
-    """A well-formed request that names something that cannot be used (e.g. an unknown user to assign to)."""
-
-    code = "unprocessable"
-    http_status = 422
-
-
 _HTTP = {
     400: ("bad_request", "The request could not be read; check its syntax and headers."),
     401: ("unauthorized", "Send a bearer token: get one with POST /api/v1/tokens."),

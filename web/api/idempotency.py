@@ -19,19 +19,23 @@ from crm.models import IdempotencyRecord
 from engine.database import begin_write
 from engine.db import utcnow
 from engine.errors import Conflict
+from engine.errors import IdempotencyKeyReused
 from engine.errors import InvalidInput
 from web.api.common import services
-from web.api.errors import IdempotencyKeyReused
 
 HEADER = "Idempotency-Key"
 KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 ENDPOINTS = {
     "api_deployments.deployment_create", "api_instances.instance_start", "api_instances.instance_cancel",
     "api_tasks.task_claim", "api_tasks.task_unclaim", "api_tasks.task_assign", "api_tasks.task_complete",
-    "api_users.user_create",
+    "api_users.user_create", "api_events.message_send", "api_events.signal_send",
+    "api_notifications.notification_mark_read", "api_jobs.job_execute",
 }
 # A result worth replaying: 409 and 429 are about the moment, not the request, so a retry runs it again.
 NOT_STORED = {409, 429}
+# The same, for one endpoint: "nobody waits for this message" may be true only *yet*. A webhook that retries with
+# the same key must get its message delivered once the deal waits for it, not the first 404 again for 24 h.
+NOT_STORED_FOR = {"api_events.message_send": {404}}
 KEPT_HEADERS = ("Content-Type", "Location")
 
 
@@ -116,13 +120,18 @@ def finish(response: Response) -> Response:
             IdempotencyRecord.username == username, IdempotencyRecord.key == key))
         if record is None:
             return response
-        if response.status_code >= 500 or response.status_code in NOT_STORED:
+        if not _kept(response.status_code):
             session.delete(record)
         else:
             record.state, record.status_code = "done", response.status_code
             record.body = response.get_data(as_text=True)
             record.headers = {h: response.headers[h] for h in KEPT_HEADERS if h in response.headers}
     return response
+
+
+def _kept(status: int) -> bool:
+    """Whether this endpoint's answer with `status` is replayed for a retry (else the retry runs again)."""
+    return status < 500 and status not in NOT_STORED | NOT_STORED_FOR.get(request.endpoint, set())
 
 
 def release(exc: BaseException | None) -> None:

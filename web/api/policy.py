@@ -27,6 +27,12 @@ class Op(StrEnum):
     TASK_COMPLETE = "task.complete"
     AUDIT_VERIFY = "audit.verify"
     USER_MANAGE = "user.manage"
+    MESSAGE_SEND = "message.send"
+    SIGNAL_SEND = "signal.send"
+    NOTIFICATION_READ = "notification.read"
+    JOB_READ = "job.read"
+    JOB_EXECUTE = "job.execute"
+    JOB_RESCHEDULE = "job.reschedule"
 
 
 class Scope(IntEnum):
@@ -40,22 +46,30 @@ class Scope(IntEnum):
 
 
 N, OWN, INV, TEAM, ALL = Scope.NONE, Scope.OWN, Scope.INVOLVED, Scope.TEAM, Scope.ALL
-_WORKER = {Op.DEFINITION_READ: ALL, Op.INSTANCE_START: ALL, Op.INSTANCE_READ: INV, Op.INSTANCE_CANCEL: OWN,
-           Op.TASK_READ: INV, Op.TASK_CLAIM: INV, Op.TASK_UNCLAIM: OWN, Op.TASK_COMPLETE: INV}
+# Every person reads the notifications addressed to them or their groups (OWN); an integration account has none.
+_PERSON = {Op.NOTIFICATION_READ: OWN}
+_WORKER = {**_PERSON, Op.DEFINITION_READ: ALL, Op.INSTANCE_START: ALL, Op.INSTANCE_READ: INV,
+           Op.INSTANCE_CANCEL: OWN, Op.TASK_READ: INV, Op.TASK_CLAIM: INV, Op.TASK_UNCLAIM: OWN, Op.TASK_COMPLETE: INV}
+# Operators: the timer jobs of every instance (the engine checks the same roles), and events from outside.
+_OPERATOR = {Op.MESSAGE_SEND: ALL, Op.SIGNAL_SEND: ALL, Op.JOB_READ: ALL, Op.JOB_EXECUTE: ALL,
+             Op.JOB_RESCHEDULE: ALL}
 
 POLICY: dict[str, dict[Op, Scope]] = {
-    "admin": {Op.DEFINITION_READ: ALL, Op.INSTANCE_READ: ALL, Op.INSTANCE_CANCEL: ALL, Op.TASK_READ: ALL,
-              Op.TASK_CLAIM: ALL, Op.TASK_UNCLAIM: ALL, Op.TASK_ASSIGN: ALL, Op.AUDIT_VERIFY: ALL,
-              Op.USER_MANAGE: ALL},
-    "designer": {Op.DEPLOY: ALL, Op.DEFINITION_READ: ALL, Op.INSTANCE_START: ALL, Op.INSTANCE_READ: ALL,
-                 Op.TASK_READ: ALL},
+    "admin": {**_PERSON, **_OPERATOR, Op.DEFINITION_READ: ALL, Op.INSTANCE_READ: ALL, Op.INSTANCE_CANCEL: ALL,
+              Op.TASK_READ: ALL, Op.TASK_CLAIM: ALL, Op.TASK_UNCLAIM: ALL, Op.TASK_ASSIGN: ALL,
+              Op.AUDIT_VERIFY: ALL, Op.USER_MANAGE: ALL},
+    "designer": {**_PERSON, Op.DEPLOY: ALL, Op.DEFINITION_READ: ALL, Op.INSTANCE_START: ALL,
+                 Op.INSTANCE_READ: ALL, Op.TASK_READ: ALL},
     "manager": _WORKER,
     "lawyer": _WORKER,
     "accountant": _WORKER,
-    "supervisor": {Op.DEFINITION_READ: ALL, Op.INSTANCE_START: ALL, Op.INSTANCE_READ: TEAM, Op.INSTANCE_CANCEL: TEAM,
-                   Op.TASK_READ: TEAM, Op.TASK_CLAIM: TEAM, Op.TASK_UNCLAIM: TEAM, Op.TASK_ASSIGN: TEAM,
-                   Op.TASK_COMPLETE: INV},
-    "auditor": {Op.DEFINITION_READ: ALL, Op.INSTANCE_READ: ALL, Op.TASK_READ: ALL, Op.AUDIT_VERIFY: ALL},
+    "supervisor": {**_PERSON, **_OPERATOR, Op.DEFINITION_READ: ALL, Op.INSTANCE_START: ALL,
+                   Op.INSTANCE_READ: TEAM, Op.INSTANCE_CANCEL: TEAM, Op.TASK_READ: TEAM, Op.TASK_CLAIM: TEAM,
+                   Op.TASK_UNCLAIM: TEAM, Op.TASK_ASSIGN: TEAM, Op.TASK_COMPLETE: INV},
+    "auditor": {**_PERSON, Op.DEFINITION_READ: ALL, Op.INSTANCE_READ: ALL, Op.TASK_READ: ALL,
+                Op.AUDIT_VERIFY: ALL},
+    # A machine account for a CRM or payment system: it tells processes what happened outside, nothing else.
+    "integration": {Op.MESSAGE_SEND: ALL, Op.SIGNAL_SEND: ALL},
 }
 
 READ_OF = {Op.INSTANCE_CANCEL: Op.INSTANCE_READ, Op.TASK_CLAIM: Op.TASK_READ, Op.TASK_UNCLAIM: Op.TASK_READ,
@@ -67,9 +81,12 @@ def reach(actor: Actor, op: Op) -> Scope:
     return max((POLICY.get(role, {}).get(op, N) for role in actor.roles), default=N)
 
 
-def require(actor: Actor, op: Op) -> None:
-    """Allow an operation that concerns no particular task or instance, or raise Forbidden."""
-    if reach(actor, op) < ALL:
+def require(actor: Actor, op: Op, scope: Scope = ALL) -> None:
+    """Allow an operation that concerns no particular task or instance, or raise Forbidden.
+
+    `scope` is the reach the operation needs: ALL, or OWN for one on the user's own things (their notifications).
+    """
+    if reach(actor, op) < scope:
         raise Forbidden(f"{actor.username!r} may not {VERBS[op]}: that needs the role {_roles_for(op)}.",
                         details={"operation": op.value})
 
@@ -92,7 +109,10 @@ def check(actor: Actor, op: Op, relation: Scope, what: str, hidden: str | None =
 VERBS = {Op.DEPLOY: "deploy process definitions", Op.DEFINITION_READ: "read process definitions",
          Op.INSTANCE_START: "start process instances", Op.INSTANCE_READ: "see", Op.INSTANCE_CANCEL: "cancel",
          Op.TASK_READ: "see", Op.TASK_CLAIM: "claim", Op.TASK_UNCLAIM: "unclaim", Op.TASK_ASSIGN: "assign",
-         Op.TASK_COMPLETE: "complete", Op.AUDIT_VERIFY: "verify the audit log", Op.USER_MANAGE: "manage users"}
+         Op.TASK_COMPLETE: "complete", Op.AUDIT_VERIFY: "verify the audit log", Op.USER_MANAGE: "manage users",
+         Op.MESSAGE_SEND: "send messages to processes", Op.SIGNAL_SEND: "broadcast signals to processes",
+         Op.NOTIFICATION_READ: "read notifications", Op.JOB_READ: "list timer jobs", Op.JOB_EXECUTE: "fire timer jobs",
+         Op.JOB_RESCHEDULE: "reschedule timer jobs"}
 _REACH_TEXT = {
     "task": {OWN: "tasks assigned to you", INV: "tasks assigned or offered to you or your groups",
              TEAM: "your team's tasks", ALL: "every task"},

@@ -30,6 +30,25 @@ def _maybe(field_cls, **kwargs):
     return field_cls(allow_none=True, **kwargs)
 
 
+class _Moment(fields.AwareDateTime):
+    """A date-time with a time zone that converts to UTC (the database's), so never past the years 1-9999."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError as exc:
+            raise ma.ValidationError("This date is out of range; use a date between years 1 and 9999.") from exc
+
+
+def _moment(naive_is_utc: bool = True, **kwargs) -> fields.AwareDateTime:
+    """A date-time field; with `naive_is_utc=False` a time without a zone is refused rather than guessed."""
+    if naive_is_utc:
+        return _Moment(default_timezone=UTC, **kwargs)
+    return _Moment(error_messages={"invalid_awareness": "Give a time zone, e.g. 2026-05-01T10:00:00+03:00 or "
+                                                        "2026-05-01T07:00:00Z."}, **kwargs)
+
+
 class ErrorSchema(ma.Schema):
     error = fields.String(required=True, metadata={"description": "A stable machine-readable code."})
     message = fields.String(required=True, metadata={"description": "A sentence saying what happened and what to do."})
@@ -108,16 +127,37 @@ class TaskQuerySchema(PageArgsSchema):
     assignee = _text(150, metadata={"description": "'me' or a username."})
     candidate_group = _text(150)
     business_key = _text(255)
-    due_before = fields.AwareDateTime(default_timezone=UTC)
+    due_before = _moment()
     overdue = fields.Boolean(metadata={"description": "true: open tasks past their due date; false: the others."})
     sort = fields.String(load_default="created", validate=validate.OneOf(list(SORTS)))
 
-    @ma.validates("due_before")
-    def _in_range(self, value, **kwargs):
-        try:
-            value.astimezone(UTC)
-        except OverflowError as exc:
-            raise ma.ValidationError("This date is out of range; use a date between years 1 and 9999.") from exc
+
+class NotificationQuerySchema(PageArgsSchema):
+    unread = fields.Boolean(metadata={"description": "true: only those you have not read; false or omitted: all."})
+
+
+class JobQuerySchema(PageArgsSchema):
+    instance = fields.Integer(validate=validate.Range(min=1, max=MAX_INT),
+                              metadata={"description": "Only the jobs of this process instance."})
+    due_before = _moment(metadata={"description": "Only jobs due before this time."})
+
+
+class MessageRequestSchema(Strict):
+    name = _text(255, required=True, metadata={"description": "The message's name in the diagram (not its id)."})
+    business_key = _text(255, required=True, metadata={"description": "The deal the message is about."})
+    payload = fields.Dict(keys=fields.String(), load_default=dict,
+                          metadata={"description": "Becomes process data: each field a variable."})
+
+
+class SignalRequestSchema(Strict):
+    name = _text(255, required=True, metadata={"description": "The signal's name in the diagram (not its id)."})
+    payload = fields.Dict(keys=fields.String(), load_default=dict,
+                          metadata={"description": "Becomes process data of every instance it reaches."})
+
+
+class JobDueSchema(Strict):
+    due_at = _moment(naive_is_utc=False, required=True,
+                     metadata={"description": "The new due time, with a time zone: 2026-05-01T10:00:00+03:00."})
 
 
 # --- responses --------------------------------------------------------------------------------------------------
@@ -212,6 +252,43 @@ class VerifySchema(ma.Schema):
     reason = _maybe(fields.String, required=True)
 
 
+class DeliverySchema(ma.Schema):
+    instances = fields.List(fields.Integer(), required=True,
+                            metadata={"description": "The process instances the message or signal reached."})
+
+
+class NotificationSchema(ma.Schema):
+    id = fields.Integer(required=True)
+    created_at = fields.DateTime(required=True)
+    kind = fields.String(required=True, metadata={"description": "task_reminder, task_overdue, ..."})
+    message = fields.String(required=True)
+    instance_id = _maybe(fields.Integer, required=True)
+    task_id = _maybe(fields.String, required=True)
+    business_key = _maybe(fields.String, required=True)
+    to = fields.String(required=True, metadata={"description": "Your username, or 'group:<name>' for a group's."})
+    read = fields.Boolean(required=True, metadata={"description": "Whether you have read it (per member)."})
+
+
+class JobSchema(ma.Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True, metadata={"description": "timer, reminder or overdue."})
+    instance_id = fields.Integer(required=True)
+    task_id = fields.String(required=True, metadata={"description": "The waiting BPMN event or user task."})
+    element_id = fields.String(required=True)
+    due_at = fields.DateTime(required=True)
+    attempts = fields.Integer(required=True, metadata={"description": "Failed firings so far."})
+    last_error = _maybe(fields.String, required=True)
+    locked_by = _maybe(fields.String, required=True, metadata={"description": "The sweeper that leased it."})
+    locked_until = _maybe(fields.DateTime, required=True, metadata={
+        "description": "Not fired again before this time (a sweeper's lease, or the wait after a failure)."})
+
+
+class JobExecutedSchema(ma.Schema):
+    id = fields.Integer(required=True)
+    fired = fields.Boolean(required=True, metadata={
+        "description": "false when there was nothing left to fire (its task was completed or cancelled)."})
+
+
 def page_of(item: type[ma.Schema], name: str) -> type[ma.Schema]:
     """The list envelope: one page of items, the page asked for, the total and the next page's URL."""
     return ma.Schema.from_dict({
@@ -228,3 +305,5 @@ InstancePage = page_of(InstanceSummarySchema, "InstancePage")
 TaskPage = page_of(TaskSchema, "TaskPage")
 EventPage = page_of(EventSchema, "EventPage")
 UserPage = page_of(UserSchema, "UserPage")
+NotificationPage = page_of(NotificationSchema, "NotificationPage")
+JobPage = page_of(JobSchema, "JobPage")

@@ -8,6 +8,7 @@ from crm.models import User
 from engine.db import utcnow
 from engine.errors import Forbidden
 from engine.errors import NotFound
+from engine.errors import Unprocessable
 from engine.models import HumanTask
 from engine.queries import MAX_PAGE
 from engine.queries import TaskFilter
@@ -18,7 +19,6 @@ from web.api.common import errors
 from web.api.common import page_of_query
 from web.api.common import services
 from web.api.common import viewer
-from web.api.errors import Unprocessable
 from web.api.instances import as_seen
 from web.api.policy import Op
 from web.api.policy import Scope

@@ -11,9 +11,9 @@ from crm.tokens import revoke_token
 from crm.users import authenticate
 from engine.database import begin_write
 from engine.db import utcnow
+from engine.errors import Unauthorized
 from web.api.common import errors
 from web.api.common import services
-from web.api.errors import Unauthorized
 from web.api.schemas import TokenRequestSchema
 from web.api.schemas import TokenSchema
 
