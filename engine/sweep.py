@@ -9,6 +9,7 @@ from uuid import UUID
 from SpiffWorkflow.task import TaskState
 from sqlalchemy import delete
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine import audit
 from engine import jobs
@@ -22,6 +23,8 @@ from engine.errors import NotFound
 from engine.history import Recorder
 from engine.models import Job
 from engine.models import JobKind
+from engine.models import ProcessInstance
+from engine.runtime import dump_workflow
 from engine.runtime import load_workflow
 from engine.status import FINAL
 
@@ -35,13 +38,16 @@ def worker_name() -> str:
 class JobCommands:
     """Mixed into Engine: needs _command, _specs, _script_engine and _clock."""
 
-    def fire_job(self, job_id: int, *, now: datetime | None = None, actor: str = "timer") -> bool:
+    def fire_job(self, job_id: int, *, now: datetime | None = None, actor: str = "timer",
+                 worker: str | None = None) -> bool:
         """Fire one timer job if it is still pending; returns False when there was nothing (left) to fire.
 
         A late firing of a timer whose task was completed or cancelled meanwhile does nothing but drop the job.
+        With `worker` (the sweep), only a job still leased to that worker and due is fired: if the lease ran out
+        mid-batch, another sweeper may have fired it already, and a cycle or a rescheduled job has a new due time.
         """
         with self._command(now) as (session, now):
-            job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+            job, instance = _lock_job(session, job_id, worker, now)
             if job is None:
                 return False
             session.expunge(job)  # its row may be deleted in bulk below; keep the identity map truthful
@@ -51,7 +57,6 @@ class JobCommands:
                 if record is not None:
                     audit.append(session, [record])
                 return record is not None
-            instance = jobs.active_instance(session, job.instance_id)
             workflow = task = None
             if instance is not None and instance.status not in FINAL:
                 loaded = self._specs.get(session, instance.definition_id)
@@ -74,20 +79,22 @@ class JobCommands:
 
         One broken instance never stops the sweep: its job is retried later with backoff.
         """
-        now = now or self._clock()
+        claimed_at = now or self._clock()
         worker = worker or worker_name()
-        with self._command(now) as (session, _):
-            claimed = jobs.claim_due(session, now, worker, limit)
+        with self._command(claimed_at) as (session, _):
+            claimed = jobs.claim_due(session, claimed_at, worker, limit)
         fired = 0
         for job_id in claimed:
             try:
-                fired += self.fire_job(job_id, now=now)
+                # Without an explicit `now`, each job fires at the time it is fired: a batch takes seconds, and
+                # its audit rows and follow-up timers must not carry the moment the batch was claimed.
+                fired += self.fire_job(job_id, now=now, worker=worker)
             except Conflict:
                 continue  # someone changed the instance meanwhile; the lease expires and the job comes back
             except Exception as exc:  # noqa: BLE001 - failures are data: record, back off, go on
                 log.exception("Firing job %s failed", job_id)
-                with self._command(now) as (session, _):
-                    jobs.record_failure(session, job_id, f"{type(exc).__name__}: {exc}", now)
+                with self._command(now) as (session, failed_at):
+                    jobs.record_failure(session, job_id, f"{type(exc).__name__}: {exc}", failed_at)
         return fired
 
     def list_jobs(self, *, instance_id: int | None = None, due_before: datetime | None = None,
@@ -122,15 +129,55 @@ class JobCommands:
         if due_at.tzinfo is None:
             raise InvalidInput("The new due time needs a time zone, e.g. 2026-05-01T10:00:00Z.")
         with self._command() as (session, now):
-            job = session.get(Job, job_id, with_for_update=True)
+            job, instance = _lock_job(session, job_id, None, now)
             if job is None:
                 raise NotFound(f"There is no pending job {job_id}; it may have fired already.")
             previous = job.due_at
+            if job.kind == JobKind.TIMER:
+                self._move_timer(session, instance, job.task_id, due_at, now)
             job.due_at, job.locked_by, job.locked_until = due_at, None, None
             audit.append(session, [audit.AuditRecord(
                 event="job_rescheduled", actor=actor.username, at=now, instance_id=job.instance_id,
                 element_id=job.element_id, details={"job_id": job_id, "from": previous, "to": due_at})])
             return _job_dict(job)
+
+    def _move_timer(self, session: Session, instance: ProcessInstance | None, task_id: str, due_at: datetime,
+                    now: datetime) -> None:
+        """Move the timer's own due time in the workflow: it, not the job row, decides whether the timer fires.
+
+        Moving only the row made a timer moved earlier "fire" at the new time without firing, again each time
+        its lease ran out, until the old time.
+        """
+        if instance is None or instance.status in FINAL:
+            return
+        workflow = load_workflow(instance.state_json, self._specs.get(session, instance.definition_id),
+                                 self._script_engine)
+        task = workflow.get_task_from_id(UUID(task_id))
+        value = task.internal_data.get("event_value") if task is not None else None
+        if isinstance(value, dict):  # a cycle: its next occurrence moves
+            value["next"] = due_at.isoformat()
+        elif isinstance(value, str):
+            task.internal_data["event_value"] = due_at.isoformat()
+        else:
+            return
+        instance.state_json, instance.updated_at = dump_workflow(workflow), now
+
+
+def _lock_job(session: Session, job_id: int, worker: str | None,
+              now: datetime) -> tuple[Job | None, ProcessInstance | None]:
+    """Lock the job's instance, then the job; (None, None) when the job is gone (or, for `worker`, not its to fire).
+
+    Every command locks an instance before its jobs (a task completion holds the instance while it deletes the
+    task's boundary jobs); locking the job first deadlocked with it on PostgreSQL.
+    """
+    pending = session.get(Job, job_id)
+    if pending is None:
+        return None, None
+    instance = jobs.active_instance(session, pending.instance_id)
+    job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+    if job is None or (worker is not None and (job.locked_by != worker or job.due_at > now)):
+        return None, None
+    return job, instance
 
 
 def _ensure_operator(actor: Actor) -> None:

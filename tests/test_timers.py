@@ -14,6 +14,7 @@ from tests.factories import deploy
 
 DANA = actor("dana", roles=("designer",), groups=())
 LENA = actor("lena", roles=("lawyer",), groups=("legal",))
+SUE = actor("sue", roles=("supervisor",), groups=())
 
 
 def _jobs(session_factory):
@@ -148,3 +149,17 @@ def test_interrupting_timer_racing_a_completion_has_one_winner(engine, session_f
         assert "End_escalated" in view.completed_elements and view.status == "completed"
     events = [e.event for e in engine.history(started.id)]
     assert events.count("task_completed") + events.count("task_cancelled") == 1
+
+
+def test_a_timer_moved_earlier_by_an_operator_fires_then_and_once(engine, session_factory, clock):
+    started = _start(engine, session_factory)
+    with session_factory() as s:
+        job_id = s.scalar(select(Job.id))
+    engine.reschedule_job(job_id, clock() + timedelta(minutes=10), actor=SUE)
+    clock.advance(minutes=10)
+    assert engine.fire_due_jobs() == 1
+    assert engine.get_instance(started.id).open_tasks[0].bpmn_id == "Review"  # it really fired, 50 minutes early
+    # Moving only the job row used to "fire" it (an audit row, nothing else) each time its lease ran out.
+    clock.advance(seconds=11)
+    assert engine.fire_due_jobs() == 0
+    assert [e.event for e in engine.history(started.id)].count("timer_fired") == 1
