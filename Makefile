@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 FLASK  := $(BIN)/flask --app app
 
-.PHONY: venv run setup test lint serve clean
+.PHONY: venv run setup test lint serve bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,27 @@ setup: venv
 
 run: setup
 	DEALFLOW_SCHEDULER=on $(FLASK) run --host 127.0.0.1 --port 5000
+
+# Production serving: gunicorn, DEALFLOW_WORKERS processes (default 2), the job sweep in every worker (claims are
+# leased, so that is safe). Set DEALFLOW_DATABASE_URL (PostgreSQL) and DEALFLOW_SECRET_KEY; see README "Production".
+serve: venv
+	$(FLASK) db upgrade
+	DEALFLOW_SCHEDULER=on $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+# The benchmark (bench/run.py; README "Benchmark"): needs the PostgreSQL of DEALFLOW_BENCH_PG_URL (default: the
+# local server CI uses). Results go to bench/results/ as JSON.
+BENCH_PG_URL ?= $(or $(DEALFLOW_BENCH_PG_URL),postgresql+psycopg://postgres@127.0.0.1:5432/test)
+BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	rm -f $(VENV)/.bench-* && touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py --pg-url $(BENCH_PG_URL) $(BENCH_ARGS)
+
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py --quick --pg-url $(BENCH_PG_URL) $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -42,6 +42,15 @@ def _env(name: str, default: Any) -> Any:
     return os.environ.get(f"DEALFLOW_{name}", default)
 
 
+def _pool_options() -> dict[str, Any]:
+    """Connection pool size per process (DEALFLOW_DB_POOL_SIZE, DEALFLOW_DB_MAX_OVERFLOW); SQLAlchemy's when unset."""
+    options = {}
+    for name, option in (("DB_POOL_SIZE", "pool_size"), ("DB_MAX_OVERFLOW", "max_overflow")):
+        if _env(name, None) is not None:
+            options[option] = int(_env(name, None))
+    return options
+
+
 def default_config(instance_path: str) -> dict[str, Any]:
     """Defaults from DEALFLOW_* environment variables: the only place that reads the environment."""
     sqlite_file = Path(instance_path) / "dealflow.sqlite"
@@ -60,6 +69,8 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "DEALFLOW_LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT", "5 per minute"),
         "RATELIMIT_ENABLED": _env("RATELIMIT_ENABLED", "on") != "off",
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
+        "SQLALCHEMY_ENGINE_OPTIONS": _pool_options(),
+        "DEALFLOW_WORKFLOW_CACHE": int(_env("WORKFLOW_CACHE", 256)),
     }
 
 
@@ -110,7 +121,8 @@ def _services(app: Flask, session_factory: sessionmaker[Session]) -> Services:
         session_factory=session_factory,
         # DEALFLOW_CLOCK is for tests only: a callable returning an aware UTC datetime, passed in the config dict.
         engine=Engine(session_factory, script_pool=pool, clock=app.config.get("DEALFLOW_CLOCK") or utcnow,
-                      reminder_before=_duration(app.config["DEALFLOW_REMINDER_BEFORE"], "DEALFLOW_REMINDER_BEFORE")),
+                      reminder_before=_duration(app.config["DEALFLOW_REMINDER_BEFORE"], "DEALFLOW_REMINDER_BEFORE"),
+                      workflow_cache=app.config["DEALFLOW_WORKFLOW_CACHE"]),
         catalogue=Catalogue(session_factory),
         script_pool=pool,
     )

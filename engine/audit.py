@@ -7,7 +7,10 @@ from dataclasses import field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
+from sqlalchemy import insert
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from engine.models import AuditEvent
@@ -43,32 +46,50 @@ def _json_safe(details: dict[str, Any]) -> dict[str, Any]:
 
 
 def _digest(prev_hash: str, seq: int, row: AuditEvent) -> str:
+    return _digest_of(prev_hash, seq, row.at, row.actor, row.event, row.instance_id, row.task_id, row.element_id,
+                      row.details)
+
+
+def _digest_of(prev_hash: str, seq: int, at: datetime, actor: str, event: str, instance_id: int | None,
+               task_id: str | None, element_id: str | None, details: dict[str, Any]) -> str:
     body = json.dumps(
-        [prev_hash, seq, row.at.isoformat(), row.actor, row.event, row.instance_id, row.task_id,
-         row.element_id, row.details],
+        [prev_hash, seq, at.isoformat(), actor, event, instance_id, task_id, element_id, details],
         default=str, sort_keys=True, separators=(",", ":"),
     )
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+_HEAD = AuditHead.__table__
+_LOCK_HEAD = select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == HEAD_ID).with_for_update()
+_MOVE_HEAD = (update(_HEAD).where(_HEAD.c.id == HEAD_ID)
+              .values(last_seq=bindparam("b_seq"), last_hash=bindparam("b_hash")))
+_INSERT_EVENTS = insert(AuditEvent.__table__)
+
+
 def append(session: Session, records: list[AuditRecord]) -> None:
-    """Chain `records` onto the log inside the caller's transaction (locks the head row until commit)."""
+    """Chain `records` onto the log inside the caller's transaction (locks the head row until commit).
+
+    Everything else the transaction wrote is flushed first, so the head row, which every command of every
+    process needs, stays locked only for the chain's own two statements and the commit. Call it last.
+    """
     if not records:
         return
-    head = session.execute(select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()).scalar_one()
-    seq, prev = head.last_seq, head.last_hash
+    prepared = [(record, _json_safe(record.details)) for record in records]
+    session.flush()
+    connection = session.connection()
+    seq, prev = connection.execute(_LOCK_HEAD).one()
     rows = []
-    for record in records:
+    for record, details in prepared:
         seq += 1
-        row = AuditEvent(
-            seq=seq, at=record.at, actor=record.actor, event=record.event, instance_id=record.instance_id,
-            task_id=record.task_id, element_id=record.element_id, details=_json_safe(record.details),
-            prev_hash=prev,
-        )
-        row.hash = prev = _digest(row.prev_hash, seq, row)
-        rows.append(row)
-    session.add_all(rows)
-    head.last_seq, head.last_hash = seq, prev
+        digest = _digest_of(prev, seq, record.at, record.actor, record.event, record.instance_id, record.task_id,
+                            record.element_id, details)
+        rows.append({"seq": seq, "at": record.at, "actor": record.actor, "event": record.event,
+                     "instance_id": record.instance_id, "task_id": record.task_id, "element_id": record.element_id,
+                     "details": details, "prev_hash": prev, "hash": digest})
+        prev = digest
+    # Plain statements on the transaction's connection: one multi-row INSERT and one UPDATE, no unit of work.
+    connection.execute(_INSERT_EVENTS, rows)
+    connection.execute(_MOVE_HEAD, {"b_seq": seq, "b_hash": prev})
 
 
 def verify(session: Session, batch: int = 5000) -> VerifyResult:

@@ -5,6 +5,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from sqlalchemy import bindparam
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -49,12 +50,17 @@ class SpecCache:
         return loaded
 
 
+_LATEST = (select(ProcessDefinition.id, ProcessDefinition.version)
+           .where(ProcessDefinition.key == bindparam("b_key"))
+           .order_by(ProcessDefinition.version.desc()).limit(1))
+_VERSION = _LATEST.where(ProcessDefinition.version == bindparam("b_version"))
+
+
 def resolve_definition_id(session: Session, key: str, version: int | None) -> int:
     """The id of version `version` of process `key`, or of its latest version."""
-    query = select(ProcessDefinition.id, ProcessDefinition.version).where(ProcessDefinition.key == key)
-    if version is not None:
-        query = query.where(ProcessDefinition.version == version)
-    row = session.execute(query.order_by(ProcessDefinition.version.desc()).limit(1)).first()
+    # Built once: every start asks this, and building the statement cost more than running it.
+    query, params = (_LATEST, {"b_key": key}) if version is None else (_VERSION, {"b_key": key, "b_version": version})
+    row = session.connection().execute(query, params).first()
     if row is None:
         which = f"version {version} of " if version is not None else ""
         raise NotFound(f"There is no {which}process {key!r}; deploy it first or check the key.")

@@ -35,11 +35,14 @@ from engine.models import HumanTask
 from engine.models import InstanceStatus
 from engine.models import ProcessInstance
 from engine.models import TaskStatus
+from engine.runtime import WorkflowCache
 from engine.runtime import dump_workflow
+from engine.runtime import is_human
 from engine.runtime import load_workflow
 from engine.runtime import new_workflow
 from engine.sandbox import ScriptPool
 from engine.sandbox import make_script_engine
+from engine.status import FINAL
 from engine.status import ensure_active
 from engine.status import transition
 from engine.sweep import JobCommands
@@ -52,10 +55,12 @@ class Engine(JobCommands, EventCommands, queries.Queries):
 
     def __init__(self, session_factory: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow,
                  script_pool: ScriptPool | None = None, spec_cache: SpecCache | None = None,
-                 reminder_before: timedelta = reminders.DEFAULT_BEFORE):
+                 reminder_before: timedelta = reminders.DEFAULT_BEFORE, workflow_cache: int = 0):
+        """`workflow_cache`: how many live workflows to keep in memory between commands (see WorkflowCache)."""
         self._clock = CommandClock(clock)
         self._reminder_before = reminder_before
-        super().__init__(session_factory, spec_cache or SpecCache(), make_script_engine(script_pool, self._clock))
+        super().__init__(session_factory, spec_cache or SpecCache(), make_script_engine(script_pool, self._clock),
+                         WorkflowCache(workflow_cache))
 
     @contextmanager
     def _command(self, now: datetime | None = None) -> Iterator[tuple[Session, datetime]]:
@@ -74,12 +79,19 @@ class Engine(JobCommands, EventCommands, queries.Queries):
         variables = check_variables(variables or {})
         with self._command() as (session, now):
             loaded = self._specs.get(session, resolve_definition_id(session, process_key, version))
-            instance_id = self._start(session, now, loaded, actor, business_key, variables)
-        return self.get_instance(instance_id)
+            kept: list = []
+            self._start(session, now, loaded, actor, business_key, variables, keep=kept)
+        view, instance, workflow = kept[0]
+        self._keep(instance, workflow)
+        return view
 
     def _start(self, session: Session, now: datetime, loaded, actor: Actor, business_key: str | None,
-               variables: dict[str, Any], then: Callable | None = None) -> int:
-        """Create and run a new instance inside the caller's transaction; `then(workflow)` runs after the start."""
+               variables: dict[str, Any], then: Callable | None = None, keep: list | None = None) -> int:
+        """Create and run a new instance inside the caller's transaction; `then(workflow)` runs after the start.
+
+        With `keep`, (the instance's view as the caller will see it after commit, the instance, the workflow) is
+        appended to it.
+        """
         variables = _apply_start_form(loaded.spec, variables)
         workflow = new_workflow(loaded, variables, self._script_engine)
         recorder = Recorder(actor.username, now)
@@ -98,7 +110,10 @@ class Engine(JobCommands, EventCommands, queries.Queries):
             status=InstanceStatus.RUNNING, state_json="", started_at=now, started_by=actor.username,
             updated_at=now,
         )
-        self._persist(session, instance, workflow, outcome, recorder, now)
+        view = self._persist(session, instance, workflow, outcome, recorder, now,
+                             loaded if keep is not None else None)
+        if keep is not None:
+            keep.append((view, instance, workflow))
         return instance.id
 
     def complete_task(self, task_id: str, *, actor: Actor, data: dict[str, Any] | None = None) -> InstanceView:
@@ -107,9 +122,14 @@ class Engine(JobCommands, EventCommands, queries.Queries):
             row = self._task_row(session, task_id)
             inbox.ensure_can_work(row, actor)
             cleaned = validate_form(row.form, data or {}, row.name or row.bpmn_id)
-            instance = self._lock_instance(session, row.instance_id)
+            instance = step.load_instance(session, row.instance_id)
+            if instance is None:
+                raise NotFound(f"There is no process instance {row.instance_id}.")
+            ensure_active(instance.id, instance.status)
             loaded = self._specs.get(session, instance.definition_id)
-            workflow = load_workflow(instance.state_json, loaded, self._script_engine)
+            workflow = self._workflows.take(instance.id, instance.lock_version)
+            if workflow is None:
+                workflow = load_workflow(instance.state_json, loaded, self._script_engine)
             task = workflow.get_task_from_id(UUID(task_id))
             if task is None or task.state != TaskState.READY:
                 raise Conflict(f"The {inbox.label(row)} no longer waits for input; refresh your inbox.")
@@ -122,9 +142,14 @@ class Engine(JobCommands, EventCommands, queries.Queries):
             recorder.records[0].details["path"] = outcome.path
             inbox.close(session, row, TaskStatus.COMPLETED, actor.username, now)
             outcome.changes.cancelled_human_ids[:] = [t for t in outcome.changes.cancelled_human_ids if t != task.id]
-            self._persist(session, instance, workflow, outcome, recorder, now)
-            instance_id = instance.id
-        return self.get_instance(instance_id)
+            view = self._persist(session, instance, workflow, outcome, recorder, now, loaded)
+        self._keep(instance, workflow)
+        return view
+
+    def _keep(self, instance: ProcessInstance, workflow) -> None:
+        """After a commit: keep the workflow of an instance that will see more commands."""
+        if instance.status not in FINAL:
+            self._workflows.put(instance.id, instance.lock_version, workflow)
 
     def claim_task(self, task_id: str, *, actor: Actor) -> TaskView:
         """Take a task offered to one of your groups, so that nobody else works on it."""
@@ -180,11 +205,30 @@ class Engine(JobCommands, EventCommands, queries.Queries):
         with self._command() as (session, now):
             reminders.mark_read(session, notification_id, actor.username, actor.groups, now)
 
-    def _persist(self, session, instance, workflow, outcome, recorder, now) -> None:
-        step.persist(session, instance, workflow, outcome, recorder, now, self._reminder_before)
+    def _persist(self, session, instance, workflow, outcome, recorder, now, loaded=None) -> InstanceView | None:
+        """step.persist; with `loaded`, also the instance's view, built in memory before the audit head is locked."""
+        view = None
+        if loaded is not None:
+            def view(new_rows):
+                return self._view_after(session, instance, loaded, workflow, new_rows)
+        return step.persist(session, instance, workflow, outcome, recorder, now, self._reminder_before, view)
+
+    def _view_after(self, session: Session, instance: ProcessInstance, loaded, workflow,
+                    new_rows: list[HumanTask]) -> InstanceView:
+        """What get_instance would answer after this command, without a second transaction or deserialization.
+
+        The open tasks are the rows this command created, unless the workflow has other ready user tasks
+        (parallel branches, multi-instance): then they are read, in the transaction, as get_instance reads them.
+        """
+        created = {row.id for row in new_rows}
+        if any(str(t.id) not in created for t in workflow.get_tasks(state=TaskState.READY) if is_human(t)):
+            tasks = queries.open_task_views(session, instance.id)
+        else:
+            tasks = [TaskView.of(row) for row in sorted(new_rows, key=lambda row: (row.created_at, row.id))]
+        return queries.instance_view(instance, loaded, workflow, tasks, detach=self._workflows.maxsize > 0)
 
     def _task_row(self, session: Session, task_id: str) -> HumanTask:
-        row = session.get(HumanTask, str(task_id))
+        row = inbox.load_row(session, str(task_id))
         if row is None:
             raise NotFound(f"There is no task {task_id!r}; it may belong to another system or never existed.")
         return row

@@ -1,8 +1,12 @@
 """The inbox side of user tasks: rows for new tasks, who may act on one, claim/unclaim/assign."""
 
+import copy
 from datetime import datetime
 
 from SpiffWorkflow.task import Task as SpiffTask
+from sqlalchemy import bindparam
+from sqlalchemy import insert
+from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -24,15 +28,42 @@ def label(row: HumanTask) -> str:
 
 def new_row(task: SpiffTask, instance: ProcessInstance, assignment: Assignment, now: datetime) -> HumanTask:
     spec = task.task_spec
+    # The form is copied: the row and the answers built from it must not share the cached spec's lists.
     row = HumanTask(
         id=str(task.id), instance_id=instance.id, process_key=instance.process_key,
         business_key=instance.business_key, bpmn_id=spec.bpmn_id, name=spec.bpmn_name,
         lane=getattr(spec, "lane", None), status=TaskStatus.OPEN, assignee=assignment.assignee,
         candidate_groups=assignment.candidate_groups, candidate_users=assignment.candidate_users,
-        form=(spec.extensions or {}).get("form", []), priority=assignment.priority,
+        form=copy.deepcopy((spec.extensions or {}).get("form", [])), priority=assignment.priority,
         due_at=assignment.due_at, follow_up_at=assignment.follow_up_at, created_at=now,
     )
     return row
+
+
+_TASK = HumanTask.__table__
+_INSERT_TASK = insert(_TASK)
+_SELECT_TASK = select(_TASK).where(_TASK.c.id == bindparam("b_id"))
+
+
+def insert_rows(session: Session, rows: list[HumanTask]) -> None:
+    """Insert new task rows and their candidate rows: two plain statements, not the ORM's unit of work.
+
+    The rows stay plain objects (what `load_row` gives too): nothing later in a command changes them through
+    the ORM, and the ORM would otherwise write each attribute the inbox functions set a second time.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    connection.execute(_INSERT_TASK, [{c.key: getattr(row, c.key) for c in _TASK.columns} for row in rows])
+    candidates = [{"task_id": c.task_id, "kind": c.kind, "name": c.name} for row in rows for c in candidate_rows(row)]
+    if candidates:
+        connection.execute(insert(TaskCandidate.__table__), candidates)
+
+
+def load_row(session: Session, task_id: str) -> HumanTask | None:
+    """One task row as a plain object (see insert_rows), or None."""
+    row = session.connection().execute(_SELECT_TASK, {"b_id": task_id}).mappings().first()
+    return None if row is None else HumanTask(**row)
 
 
 def candidate_rows(row: HumanTask) -> list[TaskCandidate]:
@@ -125,14 +156,15 @@ def assign(session: Session, row: HumanTask, username: str, actor: Actor, now: d
     return previous
 
 
+_CLOSE = (update(HumanTask.__table__)
+          .where(HumanTask.id == bindparam("task_id"), HumanTask.status == TaskStatus.OPEN)
+          .values(status=bindparam("new_status"), completed_at=bindparam("at"), completed_by=bindparam("by")))
+
+
 def close(session: Session, row: HumanTask, status: TaskStatus, actor: str | None, now: datetime) -> None:
     """Mark an open task completed or cancelled, guarded so two closers cannot both succeed."""
-    result = session.execute(
-        update(HumanTask)
-        .where(HumanTask.id == row.id, HumanTask.status == TaskStatus.OPEN)
-        .values(status=status, completed_at=now, completed_by=actor)
-        .execution_options(synchronize_session=False)
-    )
+    # Built once (above): on every completion, constructing the statement cost more than running it.
+    result = session.connection().execute(_CLOSE, {"task_id": row.id, "new_status": status, "at": now, "by": actor})
     if result.rowcount != 1:
         raise Conflict(f"The {label(row)} was closed by someone else a moment ago; refresh your inbox.")
     row.status, row.completed_at, row.completed_by = status, now, actor

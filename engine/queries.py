@@ -1,17 +1,21 @@
 """Read side of the engine: instances, the inbox and history. Only the instance detail loads a workflow."""
 
+import copy
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import Select
 from sqlalchemy import and_
+from sqlalchemy import bindparam
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from engine import inbox
 from engine import reminders
+from engine.definitions import LoadedSpec
 from engine.definitions import SpecCache
 from engine.errors import InvalidInput
 from engine.errors import NotFound
@@ -21,6 +25,7 @@ from engine.models import InstanceStatus
 from engine.models import ProcessInstance
 from engine.models import TaskCandidate
 from engine.models import TaskStatus
+from engine.runtime import WorkflowCache
 from engine.runtime import element_ids
 from engine.runtime import load_workflow
 from engine.runtime import variables_of
@@ -86,10 +91,48 @@ def task_query(f: TaskFilter) -> Select:
     return query.order_by(*SORTS[f.sort]).limit(min(max(f.limit, 1), MAX_PAGE)).offset(max(f.offset, 0))
 
 
+_TASK_FIELDS = [HumanTask.__table__.c[name] for name in TaskView.__dataclass_fields__ if name != "variables"]
+_OPEN_TASKS = (select(*_TASK_FIELDS)
+               .where(HumanTask.instance_id == bindparam("b_instance"), HumanTask.status == TaskStatus.OPEN)
+               .order_by(*SORTS["created"]).limit(MAX_PAGE))
+
+
+_INSTANCE_STATE = select(ProcessInstance.definition_id, ProcessInstance.lock_version, ProcessInstance.state_json).where(
+    ProcessInstance.id == bindparam("b_id"))
+
+
+def open_task_views(session: Session, instance_id: int) -> list[TaskView]:
+    """The instance's open tasks as get_instance lists them, read as plain rows (no ORM objects: an instance with
+    hundreds of parallel tasks lists them all after every command)."""
+    rows = session.connection().execute(_OPEN_TASKS, {"b_instance": instance_id}).mappings()
+    return [TaskView(**row) for row in rows]
+
+
+def instance_view(instance: ProcessInstance, loaded: LoadedSpec, workflow, open_tasks: list[TaskView],
+                  *, detach: bool = False) -> InstanceView:
+    """The view of an instance from its row, its workflow and its open tasks.
+
+    `detach` copies the variables deeply: a workflow that stays cached must not share objects with an answer that
+    another thread may still be serializing while the next command changes them.
+    """
+    active, completed = element_ids(workflow)
+    variables = variables_of(workflow)
+    return InstanceView(
+        id=instance.id, process_key=instance.process_key, version=loaded.version,
+        definition_id=instance.definition_id, business_key=instance.business_key,
+        status=instance.status, started_at=instance.started_at, started_by=instance.started_by,
+        ended_at=instance.ended_at, error_message=instance.error_message,
+        variables=copy.deepcopy(variables) if detach else variables, open_tasks=open_tasks,
+        active_elements=active, completed_elements=completed,
+    )
+
+
 class Queries:
-    def __init__(self, session_factory: sessionmaker[Session], spec_cache: SpecCache, script_engine):
+    def __init__(self, session_factory: sessionmaker[Session], spec_cache: SpecCache, script_engine,
+                 workflows: WorkflowCache | None = None):
         self._sf = session_factory
         self._specs = spec_cache
+        self._workflows = workflows or WorkflowCache()
         # Attached to every loaded workflow, reads included: no workflow ever holds the unsandboxed default.
         self._script_engine = script_engine
 
@@ -101,16 +144,8 @@ class Queries:
                 raise NotFound(f"There is no process instance {instance_id}.")
             loaded = self._specs.get(session, instance.definition_id)
             workflow = load_workflow(instance.state_json, loaded, self._script_engine)
-            active, completed = element_ids(workflow)
             tasks = session.scalars(task_query(TaskFilter(instance_id=instance_id, limit=MAX_PAGE))).all()
-            return InstanceView(
-                id=instance.id, process_key=instance.process_key, version=loaded.version,
-                definition_id=instance.definition_id, business_key=instance.business_key,
-                status=instance.status, started_at=instance.started_at, started_by=instance.started_by,
-                ended_at=instance.ended_at, error_message=instance.error_message,
-                variables=variables_of(workflow), open_tasks=[TaskView.of(t) for t in tasks],
-                active_elements=active, completed_elements=completed,
-            )
+            return instance_view(instance, loaded, workflow, [TaskView.of(t) for t in tasks])
 
     def list_instances(self, *, business_key: str | None = None, process_key: str | None = None,
                        status: str | None = None, limit: int = 50, offset: int = 0) -> list[dict]:
@@ -131,15 +166,24 @@ class Queries:
     def get_task(self, task_id: str, *, with_variables: bool = True) -> TaskView:
         """One task; with the variables it sees (this loads its workflow, unlike the inbox lists)."""
         with self._sf() as session:
-            row = session.get(HumanTask, str(task_id))
+            # Plain rows, not ORM objects: the API asks this before every command on a task (its policy check).
+            row = inbox.load_row(session, str(task_id))
             if row is None:
                 raise NotFound(f"There is no task {task_id!r}.")
             if not with_variables:
                 return TaskView.of(row)
-            instance = session.get(ProcessInstance, row.instance_id)
+            instance = session.connection().execute(_INSTANCE_STATE, {"b_id": row.instance_id}).one()
             loaded = self._specs.get(session, instance.definition_id)
-            task = load_workflow(instance.state_json, loaded, self._script_engine).get_task_from_id(UUID(row.id))
-            return TaskView.of(row, dict(task.data) if task is not None else {})
+            # Borrow the cached workflow while reading (no command can take it meanwhile), then give it back.
+            workflow = self._workflows.take(row.instance_id, instance.lock_version)
+            if workflow is None:
+                task = load_workflow(instance.state_json, loaded, self._script_engine).get_task_from_id(UUID(row.id))
+                return TaskView.of(row, dict(task.data) if task is not None else {})
+            try:
+                task = workflow.get_task_from_id(UUID(row.id))
+                return TaskView.of(row, copy.deepcopy(task.data) if task is not None else {})
+            finally:
+                self._workflows.put(row.instance_id, instance.lock_version, workflow)
 
     def list_tasks(self, task_filter: TaskFilter | None = None) -> list[TaskView]:
         """The inbox: one indexed query over task rows, never a workflow deserialization."""

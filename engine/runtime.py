@@ -1,5 +1,7 @@
 """Workflow objects: create, load, dump, and see what a command changed (SpiffWorkflow keeps no history)."""
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +83,41 @@ def new_workflow(loaded: LoadedSpec, variables: dict[str, Any], script_engine) -
 
 def load_workflow(state_json: str, loaded: LoadedSpec, script_engine) -> BpmnWorkflow:
     return workflow_from_json(state_json, loaded.spec, loaded.subprocess_specs, script_engine)
+
+
+class WorkflowCache:
+    """Workflows kept in memory between commands, each tagged with the instance row version it was saved as.
+
+    Deserializing is the largest cost of a command on a big instance (SpiffWorkflow rebuilds every task and
+    deep-copies its parent's data into it). A command `take`s the entry, so no other thread can touch the same
+    objects, and gets it only if the row it locked still has that version: every write to an instance row bumps
+    the version, so an entry never stands for anything but the state in the database. A command `put`s its
+    workflow back only after its transaction committed; a failed one leaves nothing behind. `maxsize=0` turns
+    the cache off (the library default: tests then round-trip every step through the database).
+    """
+
+    def __init__(self, maxsize: int = 0):
+        self._entries: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.maxsize = maxsize
+
+    def take(self, instance_id: int, version: int) -> BpmnWorkflow | None:
+        """The cached workflow of this instance at exactly this version (removed from the cache), or None."""
+        if not self.maxsize:
+            return None
+        with self._lock:
+            entry = self._entries.pop(instance_id, None)
+        return entry[1] if entry is not None and entry[0] == version else None
+
+    def put(self, instance_id: int, version: int, workflow: BpmnWorkflow) -> None:
+        """Keep `workflow` as the instance's state at `version` (call after the commit that saved it)."""
+        if not self.maxsize:
+            return
+        with self._lock:
+            self._entries[instance_id] = (version, workflow)
+            self._entries.move_to_end(instance_id)
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
 
 
 def dump_workflow(workflow: BpmnWorkflow) -> str:

@@ -4,11 +4,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
+from typing import TypeVar
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import TaskState
+from sqlalchemy import bindparam
+from sqlalchemy import insert
+from sqlalchemy import inspect
+from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from engine import assignment
 from engine import audit
@@ -18,6 +25,7 @@ from engine import messages
 from engine import reminders
 from engine.errors import DealflowError
 from engine.history import Recorder
+from engine.models import HumanTask
 from engine.models import InstanceStatus
 from engine.models import ProcessInstance
 from engine.runtime import Changes
@@ -27,6 +35,7 @@ from engine.runtime import snapshot
 from engine.status import transition
 
 OPEN_WORK = TaskState.READY | TaskState.STARTED
+T = TypeVar("T")
 
 
 @dataclass
@@ -77,10 +86,13 @@ def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
 
 
 def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, outcome: Outcome,
-            recorder: Recorder, now: datetime, reminder_before: timedelta = reminders.DEFAULT_BEFORE) -> None:
+            recorder: Recorder, now: datetime, reminder_before: timedelta = reminders.DEFAULT_BEFORE,
+            view: Callable[[list[HumanTask]], T] | None = None) -> T | None:
     """Write the instance state, the new and cancelled inbox rows, the status and the audit trail.
 
-    A new instance is inserted here, once, with its final state (no insert-then-update).
+    A new instance is inserted here, once, with its final state (no insert-then-update). `view(new_rows)`, if
+    given, runs after every write but the audit trail, and its result is returned: the caller's answer is built
+    from what is in memory, and the audit head (a lock every command shares) is taken last.
     """
     failure = outcome.failure
     resolved = []
@@ -93,14 +105,12 @@ def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
             failure = failure or str(exc)
     new_status = transition(instance.id, instance.status, status_of(workflow, failure))
     write_instance(instance, workflow, new_status, failure, now)
-    if instance.id is None:
-        session.add(instance)
-        session.flush()
+    is_new = instance.id is None
+    save_instance(session, instance)
+    if is_new:
         recorder.bind(instance.id)
     new_rows = [inbox.new_row(task, instance, a, now) for task, a in resolved]
-    session.add_all(new_rows)
-    session.flush()
-    session.add_all([c for row in new_rows for c in inbox.candidate_rows(row)])
+    inbox.insert_rows(session, new_rows)
     for (task, _), row in zip(resolved, new_rows, strict=True):
         properties = (task.task_spec.extensions or {}).get("properties", {})
         session.add_all(reminders.deadline_jobs(row, reminders.lead_time(row, properties, reminder_before), now))
@@ -110,7 +120,50 @@ def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
     inbox.cancel_rows(session, [str(tid) for tid in outcome.changes.cancelled_human_ids], now)
     _record_tasks(recorder, new_rows, outcome)
     _record_status(recorder, new_status, failure)
+    result = view(new_rows) if view is not None else None
     audit.append(session, recorder.records)
+    return result
+
+
+_INSTANCE = ProcessInstance.__table__
+_INSERT_INSTANCE = insert(_INSTANCE).returning(_INSTANCE.c.id)
+_SAVED = ("state_json", "status", "updated_at", "ended_at", "error_message")
+_UPDATE_INSTANCE = (
+    update(_INSTANCE)
+    .where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.c.lock_version == bindparam("b_version"))
+    .values({name: bindparam(f"b_{name}") for name in _SAVED} | {"lock_version": _INSTANCE.c.lock_version + 1})
+)
+
+
+def save_instance(session: Session, instance: ProcessInstance) -> None:
+    """Insert a new instance, or update one read with `load_instance`, with one plain statement.
+
+    The update is the optimistic lock by hand: it names the version it read, and losing the race raises the
+    StaleDataError the ORM would (the command turns it into a Conflict). An instance loaded through the ORM (the
+    sweep's) is left to the ORM's flush, which does the same.
+    """
+    if inspect(instance).persistent:
+        return
+    connection = session.connection()
+    if instance.id is None:
+        instance.lock_version = 1
+        values = {column.key: getattr(instance, column.key) for column in _INSTANCE.columns if column.key != "id"}
+        instance.id = connection.execute(_INSERT_INSTANCE, values).scalar_one()
+        return
+    params = {f"b_{name}": getattr(instance, name) for name in _SAVED}
+    result = connection.execute(_UPDATE_INSTANCE, params | {"b_id": instance.id, "b_version": instance.lock_version})
+    if result.rowcount != 1:
+        raise StaleDataError(f"Process instance {instance.id} was changed by another command.")
+    instance.lock_version += 1
+
+
+_SELECT_INSTANCE = select(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id")).with_for_update()
+
+
+def load_instance(session: Session, instance_id: int) -> ProcessInstance | None:
+    """The instance row, locked (PostgreSQL: FOR UPDATE), as a plain object that `save_instance` writes back."""
+    row = session.connection().execute(_SELECT_INSTANCE, {"b_id": instance_id}).mappings().first()
+    return None if row is None else ProcessInstance(**row)
 
 
 def write_instance(instance, workflow, status, failure, now) -> None:
