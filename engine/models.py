@@ -8,6 +8,7 @@ from sqlalchemy import JSON
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import Integer
+from sqlalchemy import LargeBinary
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
@@ -92,6 +93,8 @@ class HumanTask(Base):
     __table_args__ = (
         Index("ix_human_task_status_assignee", "status", "assignee"),
         Index("ix_human_task_status_due", "status", "due_at"),
+        # The inbox's default order: walked in order, so a page of 50 stops after 50 visible rows.
+        Index("ix_human_task_status_created", "status", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the SpiffWorkflow task id
@@ -158,13 +161,23 @@ class JobKind(StrEnum):
     REMINDER = "reminder"  # a user task's due date is near
     OVERDUE = "overdue"  # a user task's due date has passed
     SERVICE = "service"
+    MAIL = "mail"  # a reminder or overdue notice by mail, to the people of the task (through mail.send)
+
+
+CALLS = (JobKind.SERVICE, JobKind.MAIL)  # jobs that call a handler
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    INCIDENT = "incident"  # a service call out of attempts: waits for an operator's retry
 
 
 class Job(Base):
-    """Work that comes due: a BPMN timer (later, a service call). The database, not a scheduler, holds it.
+    """Work that comes due: a BPMN timer, a deadline, a service call. The database, not a scheduler, holds it.
 
     A row exists while the job is pending; firing deletes it in the same transaction that applies it, which is
-    what makes a firing happen exactly once however many sweepers race for it.
+    what makes a firing happen exactly once however many sweepers race for it. A service job that ran out of
+    attempts stays, with status `incident`, until an operator retries it or its task goes away.
     """
 
     __tablename__ = "job"
@@ -183,6 +196,65 @@ class Job(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.PENDING, server_default=JobStatus.PENDING)
+    # Service calls only: the handler's topic, its evaluated input parameters and how often it may be tried.
+    topic: Mapped[str | None] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    max_attempts: Mapped[int | None] = mapped_column(Integer)
+
+
+class Incident(Base):
+    """A service call that failed for good: visible on its instance, retryable by an operator, kept as history."""
+
+    __tablename__ = "incident"
+    __table_args__ = (Index("ix_incident_open", "resolved_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(Integer, index=True)  # no foreign key: the job row goes when resolved
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    task_id: Mapped[str] = mapped_column(String(36))
+    element_id: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(150))
+    resolution: Mapped[str | None] = mapped_column(String(20))  # "retried" | "task_gone"
+
+
+class Document(Base):
+    """A rendered document (proposal, contract, invoice) of a deal: version N of its kind, bytes kept here."""
+
+    __tablename__ = "document"
+    __table_args__ = (UniqueConstraint("business_key", "kind", "version", name="uq_document_version"),
+                      UniqueConstraint("idempotency_key", name="uq_document_idempotency_key"),
+                      UniqueConstraint("kind", "number", name="uq_document_number"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_key: Mapped[str | None] = mapped_column(String(255), index=True)
+    instance_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    version: Mapped[int] = mapped_column(Integer)
+    number: Mapped[str | None] = mapped_column(String(50))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    template: Mapped[str | None] = mapped_column(String(255))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DocumentCounter(Base):
+    """The last number given to a kind of document in a year: locked while the next one is taken (no gaps)."""
+
+    __tablename__ = "document_counter"
+
+    kind: Mapped[str] = mapped_column(String(50), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_number: Mapped[int] = mapped_column(Integer)
 
 
 class EventSubscription(Base):
@@ -215,6 +287,8 @@ class Notification(Base):
     instance_id: Mapped[int | None] = mapped_column(Integer)
     task_id: Mapped[str | None] = mapped_column(String(36))
     business_key: Mapped[str | None] = mapped_column(String(255))
+    # Handlers post notifications at least once; the same key twice is one notification.
+    dedup_key: Mapped[str | None] = mapped_column(String(255), unique=True)
 
 
 class NotificationRead(Base):
