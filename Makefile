@@ -2,15 +2,17 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml tests/plugin_example/pyproject.toml | sha1sum | cut -c1-12)
 FLASK  := $(BIN)/flask --app app
 
 .PHONY: venv run setup test lint serve bench bench-quick clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tests/plugin_example/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The example handler plugin (entry point `dealflow.handlers`) that tests/test_handler_plugins.py relies on.
+	$(BIN)/python -m pip install --quiet -e tests/plugin_example
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 venv: $(STAMP)

@@ -13,14 +13,18 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from crm.users import emails_for
 from engine.database import configure_engine
 from engine.database import make_session_factory
 from engine.db import Base
 from engine.db import utcnow
 from engine.engine import Engine
+from engine.handlers import HandlerRegistry
 from engine.isodates import duration_of
 from engine.isodates import is_duration
 from engine.sandbox import ScriptPool
+from engine.services import EngineServices
+from handlers import build_registry
 from processes.catalogue import Catalogue
 
 db = SQLAlchemy(model_class=Base)
@@ -36,6 +40,7 @@ class Services:
     engine: Engine
     catalogue: Catalogue
     script_pool: ScriptPool
+    handlers: HandlerRegistry
 
 
 def _env(name: str, default: Any) -> Any:
@@ -71,6 +76,22 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
         "SQLALCHEMY_ENGINE_OPTIONS": _pool_options(),
         "DEALFLOW_WORKFLOW_CACHE": int(_env("WORKFLOW_CACHE", 256)),
+        # Service tasks: how long one handler call may take before another worker may try it again.
+        "DEALFLOW_SERVICE_LEASE": _env("SERVICE_LEASE", "PT2M"),
+        # Handlers (handlers/): mail, webhooks, documents. Without an SMTP host, mail goes to the console.
+        "DEALFLOW_SMTP_HOST": _env("SMTP_HOST", None),
+        "DEALFLOW_SMTP_PORT": _env("SMTP_PORT", None),
+        "DEALFLOW_SMTP_USER": _env("SMTP_USER", None),
+        "DEALFLOW_SMTP_PASSWORD": _env("SMTP_PASSWORD", None),
+        "DEALFLOW_SMTP_TLS": _env("SMTP_TLS", "none"),
+        "DEALFLOW_SMTP_TIMEOUT": _env("SMTP_TIMEOUT", None),
+        "DEALFLOW_SMTP_CA_FILE": _env("SMTP_CA_FILE", None),
+        "DEALFLOW_MAIL_FROM": _env("MAIL_FROM", "dealflow@localhost"),
+        "DEALFLOW_WEBHOOK_SECRET": _env("WEBHOOK_SECRET", None),
+        "DEALFLOW_WEBHOOK_TIMEOUT": _env("WEBHOOK_TIMEOUT", None),
+        "DEALFLOW_LOCALE": _env("LOCALE", "ru_RU"),
+        # Reminders and overdue notices also go out by mail to the task's people (their e-mail in their account).
+        "DEALFLOW_REMINDER_MAIL": _env("REMINDER_MAIL", "on"),
     }
 
 
@@ -117,14 +138,20 @@ def _services(app: Flask, session_factory: sessionmaker[Session]) -> Services:
         workers=app.config["DEALFLOW_SCRIPT_WORKERS"], memory_mb=app.config["DEALFLOW_SCRIPT_MEMORY_MB"],
         cpu_seconds=app.config["DEALFLOW_SCRIPT_SECONDS"], wall_seconds=app.config["DEALFLOW_SCRIPT_SECONDS"],
     )
+    # DEALFLOW_CLOCK is for tests only: a callable returning an aware UTC datetime, passed in the config dict.
+    clock = app.config.get("DEALFLOW_CLOCK") or utcnow
+    handlers = build_registry(app.config)
     return Services(
         session_factory=session_factory,
-        # DEALFLOW_CLOCK is for tests only: a callable returning an aware UTC datetime, passed in the config dict.
-        engine=Engine(session_factory, script_pool=pool, clock=app.config.get("DEALFLOW_CLOCK") or utcnow,
+        engine=Engine(session_factory, script_pool=pool, clock=clock,
                       reminder_before=_duration(app.config["DEALFLOW_REMINDER_BEFORE"], "DEALFLOW_REMINDER_BEFORE"),
-                      workflow_cache=app.config["DEALFLOW_WORKFLOW_CACHE"]),
-        catalogue=Catalogue(session_factory),
+                      workflow_cache=app.config["DEALFLOW_WORKFLOW_CACHE"], handlers=handlers,
+                      services=EngineServices(session_factory, clock),
+                      service_lease=_duration(app.config["DEALFLOW_SERVICE_LEASE"], "DEALFLOW_SERVICE_LEASE"),
+                      mail_directory=emails_for if app.config["DEALFLOW_REMINDER_MAIL"] == "on" else None),
+        catalogue=Catalogue(session_factory, known_topics=handlers.knows),
         script_pool=pool,
+        handlers=handlers,
     )
 
 

@@ -138,3 +138,11 @@ def authenticate(session: Session, username: str, password: str) -> Actor | None
     except (VerificationError, InvalidHashError):
         return None
     return actor_for(session, username)
+
+
+def emails_for(session: Session, usernames: list[str], groups: list[str]) -> list[str]:
+    """The addresses of these active users and of the active members of these groups (reminders by mail)."""
+    query = select(User.email).where(User.active.is_(True), User.email.is_not(None), User.email != "")
+    members = select(GroupMember.user_id).where(GroupMember.group_name.in_(groups or [""]))
+    query = query.where((User.username.in_(usernames or [""])) | User.id.in_(members))
+    return sorted(set(session.scalars(query)))

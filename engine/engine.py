@@ -19,6 +19,7 @@ from engine import jobs
 from engine import messages
 from engine import queries
 from engine import reminders
+from engine import service_jobs
 from engine import step
 from engine.actor import Actor
 from engine.clock import CommandClock
@@ -30,6 +31,8 @@ from engine.errors import Conflict
 from engine.errors import NotFound
 from engine.forms import check_variables
 from engine.forms import validate_form
+from engine.handlers import HandlerRegistry
+from engine.handlers import HandlerServices
 from engine.history import Recorder
 from engine.models import HumanTask
 from engine.models import InstanceStatus
@@ -42,6 +45,8 @@ from engine.runtime import load_workflow
 from engine.runtime import new_workflow
 from engine.sandbox import ScriptPool
 from engine.sandbox import make_script_engine
+from engine.service_commands import DEFAULT_SERVICE_LEASE
+from engine.service_commands import ServiceCommands
 from engine.status import FINAL
 from engine.status import ensure_active
 from engine.status import transition
@@ -50,15 +55,26 @@ from engine.views import InstanceView
 from engine.views import TaskView
 
 
-class Engine(JobCommands, EventCommands, queries.Queries):
+class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
     """Start instances, work tasks, cancel; read instances, tasks and history (see `queries.Queries`)."""
 
     def __init__(self, session_factory: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow,
                  script_pool: ScriptPool | None = None, spec_cache: SpecCache | None = None,
-                 reminder_before: timedelta = reminders.DEFAULT_BEFORE, workflow_cache: int = 0):
-        """`workflow_cache`: how many live workflows to keep in memory between commands (see WorkflowCache)."""
+                 reminder_before: timedelta = reminders.DEFAULT_BEFORE, workflow_cache: int = 0,
+                 handlers: HandlerRegistry | None = None, services: HandlerServices | None = None,
+                 service_lease: timedelta = DEFAULT_SERVICE_LEASE, mail_directory: reminders.Directory | None = None):
+        """`workflow_cache`: how many live workflows to keep in memory between commands (see WorkflowCache).
+
+        `handlers` run service tasks by topic, with `services` (documents, notifications) at hand;
+        `service_lease` is how long a worker may take over one call before another may try it again;
+        with `mail_directory` (people -> e-mail addresses) reminders and overdue notices also go out by mail.
+        """
         self._clock = CommandClock(clock)
         self._reminder_before = reminder_before
+        self._handlers = handlers or HandlerRegistry()
+        self._services = services
+        self._service_lease = service_lease
+        self._mail_directory = mail_directory
         super().__init__(session_factory, spec_cache or SpecCache(), make_script_engine(script_pool, self._clock),
                          WorkflowCache(workflow_cache))
 
@@ -191,13 +207,15 @@ class Engine(JobCommands, EventCommands, queries.Queries):
             inbox.cancel_rows(session, open_ids, now)
             jobs.delete_instance_jobs(session, instance_id)
             messages.delete_instance_subscriptions(session, instance_id)
+            resolved = service_jobs.resolve_incidents(session, instance_id, None, "instance_cancelled",
+                                                      actor.username, now)
             instance.status = transition(instance_id, instance.status, InstanceStatus.CANCELLED)
             instance.state_json, instance.updated_at, instance.ended_at = dump_workflow(workflow), now, now
             records = [audit.AuditRecord(event="task_cancelled", actor=actor.username, at=now,
                                          instance_id=instance_id, task_id=tid) for tid in open_ids]
             records.append(audit.AuditRecord(event="instance_cancelled", actor=actor.username, at=now,
                                              instance_id=instance_id, details={"reason": reason}))
-            audit.append(session, records)
+            audit.append(session, records + resolved)
         return self.get_instance(instance_id)
 
     def mark_notification_read(self, notification_id: int, *, actor: Actor) -> None:
@@ -211,7 +229,8 @@ class Engine(JobCommands, EventCommands, queries.Queries):
         if loaded is not None:
             def view(new_rows):
                 return self._view_after(session, instance, loaded, workflow, new_rows)
-        return step.persist(session, instance, workflow, outcome, recorder, now, self._reminder_before, view)
+        return step.persist(session, instance, workflow, outcome, recorder, now, self._reminder_before, view,
+                            self._handlers)
 
     def _view_after(self, session: Session, instance: ProcessInstance, loaded, workflow,
                     new_rows: list[HumanTask]) -> InstanceView:

@@ -7,14 +7,17 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.task import TaskState
+from sqlalchemy import case
 from sqlalchemy import delete
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from engine.models import CALLS
 from engine.models import Job
 from engine.models import JobKind
+from engine.models import JobStatus
 from engine.models import ProcessInstance
 
 LEASE = timedelta(seconds=10)
@@ -70,17 +73,23 @@ def delete_instance_jobs(session: Session, instance_id: int) -> None:
     session.execute(delete(Job).where(Job.instance_id == instance_id).execution_options(synchronize_session=False))
 
 
-def claim_due(session: Session, now: datetime, worker: str, limit: int) -> list[int]:
-    """Lease up to `limit` due jobs to `worker` (PostgreSQL skips rows other sweepers hold)."""
+def claim_due(session: Session, now: datetime, worker: str, limit: int,
+              service_lease: timedelta = LEASE) -> list[tuple[int, str]]:
+    """Lease up to `limit` due jobs to `worker` (PostgreSQL skips rows other sweepers hold); their (id, kind).
+
+    A service call gets the longer `service_lease` (a handler may take a while); incidents are never claimed.
+    """
     free = or_(Job.locked_until.is_(None), Job.locked_until < now)
-    ids = list(session.scalars(
-        select(Job.id).where(Job.due_at <= now, free).order_by(Job.due_at, Job.id).limit(limit)
-        .with_for_update(skip_locked=True)
-    ))
-    if ids:
-        session.execute(update(Job).where(Job.id.in_(ids)).values(locked_by=worker, locked_until=now + LEASE)
+    claimed = [(row.id, row.kind) for row in session.execute(
+        select(Job.id, Job.kind).where(Job.due_at <= now, free, Job.status == JobStatus.PENDING)
+        .order_by(Job.due_at, Job.id).limit(limit).with_for_update(skip_locked=True)
+    )]
+    if claimed:
+        until = case((Job.kind.in_(CALLS), now + service_lease), else_=now + LEASE)
+        session.execute(update(Job).where(Job.id.in_([job_id for job_id, _ in claimed]))
+                        .values(locked_by=worker, locked_until=until)
                         .execution_options(synchronize_session=False))
-    return ids
+    return claimed
 
 
 def record_failure(session: Session, job_id: int, error: str, now: datetime) -> None:

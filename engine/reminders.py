@@ -1,5 +1,6 @@
 """Task deadlines: a reminder before a user task is due and a notice when it is overdue, as notifications."""
 
+from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
 
@@ -65,7 +66,28 @@ def notify_deadline(session: Session, job: Job, now: datetime) -> AuditRecord | 
                                   message=message, instance_id=row.instance_id, task_id=row.id,
                                   business_key=row.business_key) for user, group in recipients])
     return AuditRecord(event=kind, actor="timer", at=now, instance_id=row.instance_id, task_id=row.id,
-                       element_id=row.bpmn_id, details={"recipients": [u or g for u, g in recipients]})
+                       element_id=row.bpmn_id, details={"recipients": [u or g for u, g in recipients],
+                                                        "users": [u for u, _ in recipients if u],
+                                                        "groups": [g for _, g in recipients if g]})
+
+
+# (session, usernames, group names) -> the e-mail addresses of those users and of every member of those groups.
+Directory = Callable[[Session, list[str], list[str]], list[str]]
+
+
+def deadline_mail(session: Session, job: Job, record: AuditRecord, directory: Directory, attempts: int,
+                  now: datetime) -> Job | None:
+    """The mail job that sends a reminder or overdue notice by mail too; None when nobody has an address."""
+    row = session.get(HumanTask, job.task_id)
+    emails = sorted(set(directory(session, record.details["users"], record.details["groups"])))
+    if row is None or not emails:
+        return None
+    context = {"task_name": row.name or row.bpmn_id, "due_at": row.due_at.strftime("%Y-%m-%d %H:%M UTC"),
+               "overdue": job.kind == JobKind.OVERDUE, "business_key": row.business_key,
+               "process_key": row.process_key}
+    return Job(kind=JobKind.MAIL, instance_id=row.instance_id, task_id=row.id, element_id=row.bpmn_id,
+               due_at=now, attempts=0, topic="mail.send", max_attempts=attempts, created_at=now,
+               payload={"parameters": {"to": emails, "template": "task_reminder", "context": context}})
 
 
 def _visible(username: str, groups: frozenset[str]):

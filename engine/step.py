@@ -23,7 +23,9 @@ from engine import inbox
 from engine import jobs
 from engine import messages
 from engine import reminders
+from engine import service_jobs
 from engine.errors import DealflowError
+from engine.handlers import HandlerRegistry
 from engine.history import Recorder
 from engine.models import HumanTask
 from engine.models import InstanceStatus
@@ -45,6 +47,7 @@ class Outcome:
     path: list[str]
     timers_before: jobs.TimerMap
     subscriptions_before: messages.Subscriptions
+    services_before: service_jobs.ServiceMap
 
 
 def describe_failure(exc: Exception) -> str:
@@ -64,6 +67,7 @@ def run(workflow: BpmnWorkflow, action: Callable[[], None] | None, recorder: Rec
     before = snapshot(workflow)
     timers_before = jobs.waiting_timers(workflow)
     subscriptions_before = messages.waiting_subscriptions(workflow)
+    services_before = service_jobs.waiting_services(workflow)
     failure = None
     try:
         if action is not None:
@@ -72,7 +76,8 @@ def run(workflow: BpmnWorkflow, action: Callable[[], None] | None, recorder: Rec
     except (SpiffWorkflowException, DealflowError) as exc:
         failure = describe_failure(exc)
     changes = diff(before, workflow)
-    return Outcome(changes, failure, recorder.engine_steps(changes), timers_before, subscriptions_before)
+    return Outcome(changes, failure, recorder.engine_steps(changes), timers_before, subscriptions_before,
+                   services_before)
 
 
 def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
@@ -87,7 +92,7 @@ def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
 
 def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, outcome: Outcome,
             recorder: Recorder, now: datetime, reminder_before: timedelta = reminders.DEFAULT_BEFORE,
-            view: Callable[[list[HumanTask]], T] | None = None) -> T | None:
+            view: Callable[[list[HumanTask]], T] | None = None, registry: HandlerRegistry | None = None) -> T | None:
     """Write the instance state, the new and cancelled inbox rows, the status and the audit trail.
 
     A new instance is inserted here, once, with its final state (no insert-then-update). `view(new_rows)`, if
@@ -117,6 +122,9 @@ def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
     jobs.sync_timer_jobs(session, instance.id, outcome.timers_before, jobs.waiting_timers(workflow))
     messages.sync_subscriptions(session, instance.id, outcome.subscriptions_before,
                                 messages.waiting_subscriptions(workflow))
+    recorder.records.extend(service_jobs.sync_service_jobs(
+        session, instance.id, workflow, outcome.services_before, service_jobs.waiting_services(workflow), registry,
+        now, recorder.actor))
     inbox.cancel_rows(session, [str(tid) for tid in outcome.changes.cancelled_human_ids], now)
     _record_tasks(recorder, new_rows, outcome)
     _record_status(recorder, new_status, failure)

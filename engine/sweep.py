@@ -21,6 +21,7 @@ from engine.errors import Forbidden
 from engine.errors import InvalidInput
 from engine.errors import NotFound
 from engine.history import Recorder
+from engine.models import CALLS
 from engine.models import Job
 from engine.models import JobKind
 from engine.models import ProcessInstance
@@ -50,11 +51,14 @@ class JobCommands:
             job, instance = _lock_job(session, job_id, worker, now)
             if job is None:
                 return False
+            if job.kind in CALLS:
+                return False  # handler calls run through run_service_job, never as timers
             session.expunge(job)  # its row may be deleted in bulk below; keep the identity map truthful
             if job.kind in (JobKind.REMINDER, JobKind.OVERDUE):
                 session.execute(delete(Job).where(Job.id == job_id))
                 record = reminders.notify_deadline(session, job, now)
                 if record is not None:
+                    self._mail_deadline(session, job, record, now)
                     audit.append(session, [record])
                 return record is not None
             workflow = task = None
@@ -74,6 +78,16 @@ class JobCommands:
                 self._persist(session, instance, workflow, outcome, recorder, fire_at)
             return True
 
+    def _mail_deadline(self, session: Session, job: Job, record: audit.AuditRecord, now: datetime) -> None:
+        """With a directory and a mail.send handler, the reminder goes out by mail too (a job of its own)."""
+        registered = self._handlers.get("mail.send")
+        if self._mail_directory is None or registered is None:
+            return
+        mail = reminders.deadline_mail(session, job, record, self._mail_directory, registered.retry.attempts, now)
+        if mail is not None:
+            session.add(mail)
+            record.details["mail_to"] = mail.payload["parameters"]["to"]
+
     def fire_due_jobs(self, *, now: datetime | None = None, limit: int = 200, worker: str | None = None) -> int:
         """Claim every job due at `now` and fire each in its own transaction; returns how many fired.
 
@@ -82,13 +96,16 @@ class JobCommands:
         claimed_at = now or self._clock()
         worker = worker or worker_name()
         with self._command(claimed_at) as (session, _):
-            claimed = jobs.claim_due(session, claimed_at, worker, limit)
+            claimed = jobs.claim_due(session, claimed_at, worker, limit, self._service_lease)
         fired = 0
-        for job_id in claimed:
+        for job_id, kind in claimed:
             try:
                 # Without an explicit `now`, each job fires at the time it is fired: a batch takes seconds, and
                 # its audit rows and follow-up timers must not carry the moment the batch was claimed.
-                fired += self.fire_job(job_id, now=now, worker=worker)
+                if kind in CALLS:
+                    fired += self.run_service_job(job_id, worker=worker, now=now)
+                else:
+                    fired += self.fire_job(job_id, now=now, worker=worker)
             except Conflict:
                 continue  # someone changed the instance meanwhile; the lease expires and the job comes back
             except Exception as exc:  # noqa: BLE001 - failures are data: record, back off, go on
@@ -115,8 +132,13 @@ class JobCommands:
             job = session.get(Job, job_id)
             if job is None:
                 raise NotFound(f"There is no pending job {job_id}; it may have fired already.")
-            instance_id, element_id = job.instance_id, job.element_id
-        fired = self.fire_job(job_id, actor=actor.username)
+            instance_id, element_id, kind = job.instance_id, job.element_id, job.kind
+        if kind in CALLS:
+            operator = f"{actor.username}@{worker_name()}"
+            claimed = self.claim_for_operator(job_id, operator, self._clock())
+            fired = claimed and self.run_service_job(job_id, worker=operator)
+        else:
+            fired = self.fire_job(job_id, actor=actor.username)
         with self._command() as (session, now):
             audit.append(session, [audit.AuditRecord(event="job_executed", actor=actor.username, at=now,
                                                      instance_id=instance_id, element_id=element_id,
@@ -188,4 +210,5 @@ def _ensure_operator(actor: Actor) -> None:
 def _job_dict(job: Job) -> dict:
     return {"id": job.id, "kind": job.kind, "instance_id": job.instance_id, "task_id": job.task_id,
             "element_id": job.element_id, "due_at": job.due_at, "attempts": job.attempts,
-            "last_error": job.last_error, "locked_by": job.locked_by, "locked_until": job.locked_until}
+            "last_error": job.last_error, "locked_by": job.locked_by, "locked_until": job.locked_until,
+            "status": job.status, "topic": job.topic, "max_attempts": job.max_attempts}

@@ -74,6 +74,8 @@ class InstanceView(_View):
     open_tasks: list[TaskView] = field(default_factory=list)
     active_elements: list[str] = field(default_factory=list)
     completed_elements: list[str] = field(default_factory=list)
+    # Open incidents (service calls out of attempts); filled in where an operator needs them (the instance detail).
+    incidents: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -90,9 +90,12 @@ class _DeployedSpecs:
 class Catalogue:
     """Validates, deploys, lists and serves process definitions; one write transaction per deployment."""
 
-    def __init__(self, session_factory: sessionmaker[Session], clock: Callable[[], datetime] | None = None):
+    def __init__(self, session_factory: sessionmaker[Session], clock: Callable[[], datetime] | None = None,
+                 known_topics: TopicCheck | None = None):
+        """`known_topics`: which service-task topics have a handler here (the app's registry); None checks none."""
         self._session_factory = session_factory
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._known_topics = known_topics
 
     def validate(self, files: Sequence[tuple[str, bytes]], max_bytes: int = DEFAULT_MAX_BYTES,
                  known_topics: TopicCheck | None = None) -> list[Problem]:
@@ -100,6 +103,7 @@ class Catalogue:
 
         :raises PayloadTooLarge: a file is larger than `max_bytes`.
         """
+        known_topics = known_topics or self._known_topics
         with self._session_factory() as session:
             return build(files, max_bytes, known_topics, _DeployedSpecs(session)).problems
 
@@ -112,6 +116,7 @@ class Catalogue:
         :raises Conflict: someone deployed the same process at the same moment.
         """
         files = list(files)
+        known_topics = known_topics or self._known_topics
         # Parse outside the write transaction, so SQLite's single writer is not held while lxml works.
         with self._session_factory() as session:
             lookup = _DeployedSpecs(session)

@@ -11,6 +11,7 @@ from engine.models import AuditEvent
 from engine.models import Deployment
 from engine.models import EventSubscription
 from engine.models import HumanTask
+from engine.models import Incident
 from engine.models import Job
 from engine.models import Notification
 from engine.models import NotificationRead
@@ -37,7 +38,7 @@ def start(client, headers, business_key="DEAL-1", process_key="deal_approval", v
 
 def snapshot(session_factory) -> tuple:
     """Everything a denied request must leave untouched: the audit chain, instances, tasks, users, definitions,
-    tokens, pending jobs, event subscriptions, notifications and who read them."""
+    tokens, pending jobs, incidents, event subscriptions, notifications and who read them."""
     with session_factory() as session:
         return (
             session.scalar(select(func.count()).select_from(AuditEvent)),
@@ -50,7 +51,8 @@ def snapshot(session_factory) -> tuple:
             session.scalar(select(func.count()).select_from(Deployment)),
             session.scalar(select(func.count()).select_from(ProcessDefinition)),
             session.execute(select(ApiToken.id, ApiToken.revoked_at).order_by(ApiToken.id)).all(),
-            session.execute(select(Job.id, Job.due_at, Job.attempts, Job.locked_by).order_by(Job.id)).all(),
+            session.execute(select(Job.id, Job.due_at, Job.attempts, Job.locked_by, Job.status).order_by(Job.id)).all(),
+            session.execute(select(Incident.id, Incident.resolved_at).order_by(Incident.id)).all(),
             session.execute(select(EventSubscription.id).order_by(EventSubscription.id)).all(),
             session.scalar(select(func.count()).select_from(Notification)),
             session.execute(select(NotificationRead.notification_id, NotificationRead.username)

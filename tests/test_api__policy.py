@@ -70,6 +70,9 @@ EVENTS_AND_JOBS = [
     (Op.JOB_EXECUTE, Scope.ALL, lambda w: ("post", f"/api/v1/jobs/{w.job()}/execute", None)),
     (Op.JOB_RESCHEDULE, Scope.ALL, lambda w: ("put", f"/api/v1/jobs/{w.job()}/due",
                                               {"due_at": "2030-01-01T10:00:00+03:00"})),
+    (Op.INCIDENT_READ, Scope.ALL, lambda w: ("get", "/api/v1/incidents", None)),
+    (Op.INCIDENT_READ, Scope.ALL, lambda w: ("get", f"/api/v1/incidents/{w.incident()}", None)),
+    (Op.INCIDENT_RETRY, Scope.ALL, lambda w: ("post", f"/api/v1/incidents/{w.incident()}/retry", None)),
 ]
 
 
@@ -94,7 +97,7 @@ class World:
         _, legal_xml = bpmn_file("deal_approval.bpmn", **{'id="deal_approval"': 'id="deal_legal"',
                                                    'candidateGroups="sales"': 'candidateGroups="legal"'})
         self.svc.catalogue.deploy([bpmn_file("deal_approval.bpmn"), ("deal_legal.bpmn", legal_xml),
-                                   bpmn_file("messages.bpmn")], "setup")
+                                   bpmn_file("messages.bpmn"), bpmn_file("notify_call.bpmn")], "setup")
         self.deals = 0
         self.actor = Actor("actor", frozenset({role}), frozenset({"sales"}))
 
@@ -134,6 +137,14 @@ class World:
         """A new pending job: the reminder of a fresh deal_approval task."""
         instance_id = self.instance("out", "deal_approval")["id"]
         return next(j["id"] for j in self.svc.engine.list_jobs(instance_id=instance_id) if j["kind"] == "reminder")
+
+    def incident(self) -> int:
+        """A new open incident: a notify.send call with neither user nor group fails for good at once."""
+        who = Actor("out", frozenset({"manager"}), frozenset())
+        view = self.svc.engine.start_instance("notify_call", actor=who, business_key="DEAL", variables={
+            "notify_group": None, "company": "Acme", "amount": 1})
+        self.svc.engine.fire_due_jobs()
+        return self.svc.engine.list_incidents(instance_id=view.id)[0]["id"]
 
     def reminder(self) -> int:
         """A new unread reminder to the actor's group (sales), sent by firing a fresh job."""

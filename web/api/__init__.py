@@ -13,9 +13,11 @@ from web.api import audit
 from web.api import auth
 from web.api import definitions
 from web.api import deployments
+from web.api import documents
 from web.api import errors
 from web.api import events
 from web.api import idempotency
+from web.api import incidents
 from web.api import instances
 from web.api import jobs
 from web.api import notifications
@@ -23,7 +25,8 @@ from web.api import tasks
 from web.api import tokens
 from web.api import users
 
-BLUEPRINTS = (tokens, deployments, definitions, instances, tasks, events, notifications, jobs, audit, users)
+BLUEPRINTS = (tokens, deployments, definitions, instances, tasks, events, notifications, jobs, incidents, documents,
+              audit, users)
 SPEC_OPTIONS = {
     "info": {"description": "Deploy BPMN, start processes, work the inbox, read a deal's history, send messages and "
                             "signals from outside, operate timers. Every error is "

@@ -76,7 +76,8 @@ def instance_get(instance_id: int):
     """Status, variables, open tasks, and the BPMN elements active and completed."""
     check(actor(), Op.INSTANCE_READ, viewer().instance_relation(check_id(instance_id, "process instance")),
           _label(instance_id))
-    return as_seen(services().engine.get_instance(instance_id))
+    engine = services().engine
+    return replace(as_seen(engine.get_instance(instance_id)), incidents=engine.list_incidents(instance_id=instance_id))
 
 
 @bp.route("/<int:instance_id>/cancel", methods=["POST"])

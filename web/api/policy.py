@@ -33,6 +33,8 @@ class Op(StrEnum):
     JOB_READ = "job.read"
     JOB_EXECUTE = "job.execute"
     JOB_RESCHEDULE = "job.reschedule"
+    INCIDENT_READ = "incident.read"
+    INCIDENT_RETRY = "incident.retry"
 
 
 class Scope(IntEnum):
@@ -50,9 +52,9 @@ N, OWN, INV, TEAM, ALL = Scope.NONE, Scope.OWN, Scope.INVOLVED, Scope.TEAM, Scop
 _PERSON = {Op.NOTIFICATION_READ: OWN}
 _WORKER = {**_PERSON, Op.DEFINITION_READ: ALL, Op.INSTANCE_START: ALL, Op.INSTANCE_READ: INV,
            Op.INSTANCE_CANCEL: OWN, Op.TASK_READ: INV, Op.TASK_CLAIM: INV, Op.TASK_UNCLAIM: OWN, Op.TASK_COMPLETE: INV}
-# Operators: the timer jobs of every instance (the engine checks the same roles), and events from outside.
+# Operators: the jobs and incidents of every instance (the engine checks the same roles), and events from outside.
 _OPERATOR = {Op.MESSAGE_SEND: ALL, Op.SIGNAL_SEND: ALL, Op.JOB_READ: ALL, Op.JOB_EXECUTE: ALL,
-             Op.JOB_RESCHEDULE: ALL}
+             Op.JOB_RESCHEDULE: ALL, Op.INCIDENT_READ: ALL, Op.INCIDENT_RETRY: ALL}
 
 POLICY: dict[str, dict[Op, Scope]] = {
     "admin": {**_PERSON, **_OPERATOR, Op.DEFINITION_READ: ALL, Op.INSTANCE_READ: ALL, Op.INSTANCE_CANCEL: ALL,
@@ -67,7 +69,7 @@ POLICY: dict[str, dict[Op, Scope]] = {
                    Op.INSTANCE_READ: TEAM, Op.INSTANCE_CANCEL: TEAM, Op.TASK_READ: TEAM, Op.TASK_CLAIM: TEAM,
                    Op.TASK_UNCLAIM: TEAM, Op.TASK_ASSIGN: TEAM, Op.TASK_COMPLETE: INV},
     "auditor": {**_PERSON, Op.DEFINITION_READ: ALL, Op.INSTANCE_READ: ALL, Op.TASK_READ: ALL,
-                Op.AUDIT_VERIFY: ALL},
+                Op.AUDIT_VERIFY: ALL, Op.INCIDENT_READ: ALL},
     # A machine account for a CRM or payment system: it tells processes what happened outside, nothing else.
     "integration": {Op.MESSAGE_SEND: ALL, Op.SIGNAL_SEND: ALL},
 }
@@ -112,7 +114,8 @@ VERBS = {Op.DEPLOY: "deploy process definitions", Op.DEFINITION_READ: "read proc
          Op.TASK_COMPLETE: "complete", Op.AUDIT_VERIFY: "verify the audit log", Op.USER_MANAGE: "manage users",
          Op.MESSAGE_SEND: "send messages to processes", Op.SIGNAL_SEND: "broadcast signals to processes",
          Op.NOTIFICATION_READ: "read notifications", Op.JOB_READ: "list timer jobs", Op.JOB_EXECUTE: "fire timer jobs",
-         Op.JOB_RESCHEDULE: "reschedule timer jobs"}
+         Op.JOB_RESCHEDULE: "reschedule timer jobs", Op.INCIDENT_READ: "list incidents",
+         Op.INCIDENT_RETRY: "retry incidents"}
 _REACH_TEXT = {
     "task": {OWN: "tasks assigned to you", INV: "tasks assigned or offered to you or your groups",
              TEAM: "your team's tasks", ALL: "every task"},

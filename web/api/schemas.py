@@ -216,6 +216,22 @@ class InstanceSummarySchema(ma.Schema):
     ended_at = _maybe(fields.DateTime, required=True)
 
 
+class IncidentSchema(ma.Schema):
+    id = fields.Integer(required=True)
+    job_id = fields.Integer(required=True)
+    instance_id = fields.Integer(required=True)
+    task_id = fields.String(required=True)
+    element_id = fields.String(required=True, metadata={"description": "The service task's BPMN id."})
+    topic = fields.String(required=True, metadata={"description": "The handler's topic, e.g. mail.send."})
+    message = fields.String(required=True, metadata={"description": "Why the last attempt failed."})
+    attempts = fields.Integer(required=True)
+    created_at = fields.DateTime(required=True)
+    resolved_at = _maybe(fields.DateTime, required=True)
+    resolved_by = _maybe(fields.String, required=True)
+    resolution = _maybe(fields.String, required=True, metadata={
+        "description": "retried, task_gone or instance_cancelled; null while open."})
+
+
 class InstanceSchema(InstanceSummarySchema):
     version = fields.Integer(required=True)
     error_message = _maybe(fields.String, required=True)
@@ -223,6 +239,14 @@ class InstanceSchema(InstanceSummarySchema):
     open_tasks = fields.List(fields.Nested(TaskSchema), required=True)
     active_elements = fields.List(fields.String(), required=True)
     completed_elements = fields.List(fields.String(), required=True)
+    incidents = fields.List(fields.Nested(IncidentSchema), required=True, metadata={
+        "description": "Open incidents: service calls that ran out of attempts (filled in by GET of one instance)."})
+
+
+class IncidentQuerySchema(PageArgsSchema):
+    instance = fields.Integer(validate=validate.Range(min=1, max=MAX_INT),
+                              metadata={"description": "Only the incidents of this process instance."})
+    include_resolved = fields.Boolean(load_default=False, metadata={"description": "Also resolved ones."})
 
 
 class EventSchema(ma.Schema):
@@ -271,7 +295,7 @@ class NotificationSchema(ma.Schema):
 
 class JobSchema(ma.Schema):
     id = fields.Integer(required=True)
-    kind = fields.String(required=True, metadata={"description": "timer, reminder or overdue."})
+    kind = fields.String(required=True, metadata={"description": "timer, reminder, overdue or service."})
     instance_id = fields.Integer(required=True)
     task_id = fields.String(required=True, metadata={"description": "The waiting BPMN event or user task."})
     element_id = fields.String(required=True)
@@ -281,6 +305,9 @@ class JobSchema(ma.Schema):
     locked_by = _maybe(fields.String, required=True, metadata={"description": "The sweeper that leased it."})
     locked_until = _maybe(fields.DateTime, required=True, metadata={
         "description": "Not fired again before this time (a sweeper's lease, or the wait after a failure)."})
+    status = fields.String(required=True, metadata={"description": "pending, or incident (out of attempts)."})
+    topic = _maybe(fields.String, required=True, metadata={"description": "A service call's handler topic."})
+    max_attempts = _maybe(fields.Integer, required=True)
 
 
 class JobExecutedSchema(ma.Schema):
@@ -307,3 +334,4 @@ EventPage = page_of(EventSchema, "EventPage")
 UserPage = page_of(UserSchema, "UserPage")
 NotificationPage = page_of(NotificationSchema, "NotificationPage")
 JobPage = page_of(JobSchema, "JobPage")
+IncidentPage = page_of(IncidentSchema, "IncidentPage")
