@@ -89,3 +89,22 @@ def test_cli_message_signal_and_sweep(cli):
     assert nobody.exit_code == 1 and "Nobody waits for message 'contract signed'" in nobody.stderr
     assert _json(cli("signal", "price list updated", "--as", "dana", "--json")) == {"instances": []}
     assert _json(cli("sweep", "--json")) == {"fired": 0}
+
+
+def test_cli_incidents_list_and_retry(cli):
+    _users(cli)
+    _json(cli("users", "create", "sue", "--role", "supervisor", "--group", "sales", "--password", "sue-pass-12",
+              "--json"))
+    _json(cli("deploy", str(BPMN_DIR / "notify_call.bpmn"), "--json"))
+    started = _json(cli("start", "notify_call", "--business-key", "DEAL-5", "--var", "company=Acme",
+                        "--var", "amount=1", "--as", "alice", "--json"))
+    assert _json(cli("sweep", "--json")) == {"fired": 0}  # notify_group unset: the call fails for good
+    [incident] = _json(cli("incidents", "list", "--json"))
+    assert incident["instance_id"] == started["id"] and "notify_group" in incident["message"]
+    listed = cli("incidents", "list")
+    assert f"#{incident['id']} instance {started['id']} Task_send (notify.send)" in listed.stdout
+    denied = cli("incidents", "retry", str(incident["id"]), "--as", "alice")
+    assert denied.exit_code == 1 and "only admins and supervisors" in denied.stderr
+    retried = _json(cli("incidents", "retry", str(incident["id"]), "--as", "sue", "--json"))
+    assert retried["resolution"] == "retried"
+    assert _json(cli("incidents", "list", "--json")) == []

@@ -19,6 +19,7 @@ from web import cli_format as fmt
 
 users_cli = AppGroup("users", help="Create and list accounts.")
 audit_cli = AppGroup("audit", help="Check the audit log.")
+incidents_cli = AppGroup("incidents", help="Service calls that failed for good: list and retry.")
 
 
 def _services():
@@ -178,7 +179,7 @@ def _register(cli):
         text = f"Signal {name!r} reached {len(ids)} instance(s)" + (f": {', '.join(map(str, ids))}." if ids else ".")
         return fmt.Output(text, {"instances": ids})
 
-    @command(cli, "sweep", help="Fire every timer that is due now (what the scheduler does each second).")
+    @command(cli, "sweep", help="Fire every due timer and run every due service call (what the scheduler does).")
     def sweep():
         fired = _services().engine.fire_due_jobs()
         return fmt.Output(f"Fired {fired} job(s).", {"fired": fired})
@@ -214,6 +215,26 @@ def users_list():
         return fmt.users(user_service.list_users(session))
 
 
+@command(incidents_cli, "list", help="Open incidents (service calls out of attempts), newest first.")
+@click.option("--instance", "instance_id", type=int, default=None)
+@click.option("--all", "include_resolved", is_flag=True, help="Also the resolved ones.")
+def incidents_list(instance_id, include_resolved):
+    rows = _services().engine.list_incidents(instance_id=instance_id, include_resolved=include_resolved, limit=500)
+    lines = [f"#{i['id']} instance {i['instance_id']} {i['element_id']} ({i['topic']}), {i['attempts']} attempt(s): "
+             f"{i['message']}" + (f" [{i['resolution']} by {i['resolved_by']}]" if i["resolved_at"] else "")
+             for i in rows]
+    return fmt.Output("\n".join(lines) or "No incidents.", rows)
+
+
+@command(incidents_cli, "retry", help="Give a failed service call a fresh set of attempts (admins, supervisors).")
+@click.argument("incident_id", type=int)
+@click.option("--as", "username", required=True)
+def incidents_retry(incident_id, username):
+    incident = _services().engine.retry_incident(incident_id, actor=_actor(username))
+    return fmt.Output(f"Incident {incident_id} retried: {incident['element_id']} ({incident['topic']}) runs again "
+                      "at the next sweep.", incident)
+
+
 @audit_cli.command("verify", help="Check the whole audit chain; exit 1 and name the first bad event if any.")
 @click.option("--json", "as_json", is_flag=True)
 def audit_verify(as_json):
@@ -232,6 +253,7 @@ def init_app(app: Flask) -> None:
     _register(app.cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(incidents_cli)
     from web import demo
 
     demo.init_app(app)
