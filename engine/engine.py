@@ -34,6 +34,7 @@ from engine.forms import validate_form
 from engine.handlers import HandlerRegistry
 from engine.handlers import HandlerServices
 from engine.history import Recorder
+from engine.listeners import Listener
 from engine.models import HumanTask
 from engine.models import InstanceStatus
 from engine.models import ProcessInstance
@@ -62,12 +63,14 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
                  script_pool: ScriptPool | None = None, spec_cache: SpecCache | None = None,
                  reminder_before: timedelta = reminders.DEFAULT_BEFORE, workflow_cache: int = 0,
                  handlers: HandlerRegistry | None = None, services: HandlerServices | None = None,
-                 service_lease: timedelta = DEFAULT_SERVICE_LEASE, mail_directory: reminders.Directory | None = None):
+                 service_lease: timedelta = DEFAULT_SERVICE_LEASE, mail_directory: reminders.Directory | None = None,
+                 listener: Listener | None = None):
         """`workflow_cache`: how many live workflows to keep in memory between commands (see WorkflowCache).
 
         `handlers` run service tasks by topic, with `services` (documents, notifications) at hand;
         `service_lease` is how long a worker may take over one call before another may try it again;
-        with `mail_directory` (people -> e-mail addresses) reminders and overdue notices also go out by mail.
+        with `mail_directory` (people -> e-mail addresses) reminders and overdue notices also go out by mail;
+        `listener` hears milestones and end events inside each command (the CRM's deal stages).
         """
         self._clock = CommandClock(clock)
         self._reminder_before = reminder_before
@@ -75,6 +78,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         self._services = services
         self._service_lease = service_lease
         self._mail_directory = mail_directory
+        self._listener = listener
         super().__init__(session_factory, spec_cache or SpecCache(), make_script_engine(script_pool, self._clock),
                          WorkflowCache(workflow_cache))
 
@@ -230,7 +234,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             def view(new_rows):
                 return self._view_after(session, instance, loaded, workflow, new_rows)
         return step.persist(session, instance, workflow, outcome, recorder, now, self._reminder_before, view,
-                            self._handlers)
+                            self._handlers, self._listener)
 
     def _view_after(self, session: Session, instance: ProcessInstance, loaded, workflow,
                     new_rows: list[HumanTask]) -> InstanceView:

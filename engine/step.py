@@ -27,6 +27,8 @@ from engine import service_jobs
 from engine.errors import DealflowError
 from engine.handlers import HandlerRegistry
 from engine.history import Recorder
+from engine.listeners import Listener
+from engine.listeners import events_of
 from engine.models import HumanTask
 from engine.models import InstanceStatus
 from engine.models import ProcessInstance
@@ -92,7 +94,8 @@ def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
 
 def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, outcome: Outcome,
             recorder: Recorder, now: datetime, reminder_before: timedelta = reminders.DEFAULT_BEFORE,
-            view: Callable[[list[HumanTask]], T] | None = None, registry: HandlerRegistry | None = None) -> T | None:
+            view: Callable[[list[HumanTask]], T] | None = None, registry: HandlerRegistry | None = None,
+            listener: Listener | None = None) -> T | None:
     """Write the instance state, the new and cancelled inbox rows, the status and the audit trail.
 
     A new instance is inserted here, once, with its final state (no insert-then-update). `view(new_rows)`, if
@@ -126,6 +129,10 @@ def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
         session, instance.id, workflow, outcome.services_before, service_jobs.waiting_services(workflow), registry,
         now, recorder.actor))
     inbox.cancel_rows(session, [str(tid) for tid in outcome.changes.cancelled_human_ids], now)
+    if listener is not None:
+        events = events_of(outcome.changes.completed, instance, recorder.actor, now)
+        if events:
+            recorder.records.extend(listener(session, events) or [])
     _record_tasks(recorder, new_rows, outcome)
     _record_status(recorder, new_status, failure)
     result = view(new_rows) if view is not None else None
