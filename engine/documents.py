@@ -6,7 +6,9 @@ the `document_counter` row of its kind and year *in the transaction that stores 
 that transaction too: if rendering or storing fails, the number is rolled back with it, so numbers have no gaps.
 """
 
+import contextlib
 import hashlib
+import threading
 from collections.abc import Callable
 from datetime import datetime
 
@@ -38,6 +40,8 @@ def stored(row) -> StoredDocument:
                           content_type=row.content_type, sha256=row.sha256, size=row.size)
 
 
+_NUMBERED = threading.Lock()
+
 def format_number(year: int, sequence: int) -> str:
     """A document number as printed: `2026-000123`."""
     return f"{year}-{sequence:06d}"
@@ -59,16 +63,19 @@ def store_document(session_factory: sessionmaker[Session], now: datetime, *, key
     if found is not None:
         return found
     content = None if numbered else render(None)
-    for _ in range(ATTEMPTS):
-        try:
-            return _insert(session_factory, now, key=key, business_key=business_key, instance_id=instance_id,
-                           kind=kind, filename=filename, render=render, content=content,
-                           content_type=content_type, template=template)
-        except IntegrityError:
-            # Another writer stored this key first (return its document) or took the same version: try again.
-            found = _by_key(session_factory, key)
-            if found is not None:
-                return found
+    # Numbered documents render inside their transaction: in one process they queue here, not on the database's
+    # lock (SQLite would give up on its busy timeout after a few renders in a row).
+    with _NUMBERED if numbered else contextlib.nullcontext():
+        for _ in range(ATTEMPTS):
+            try:
+                return _insert(session_factory, now, key=key, business_key=business_key, instance_id=instance_id,
+                               kind=kind, filename=filename, render=render, content=content,
+                               content_type=content_type, template=template)
+            except IntegrityError:
+                # Another writer stored this key first (return its document) or took the same version: try again.
+                found = _by_key(session_factory, key)
+                if found is not None:
+                    return found
     raise Conflict(f"Could not store the {kind!r} document of {business_key!r}: concurrent writers kept taking the "
                    f"same version; try again.", details={"key": key})
 
