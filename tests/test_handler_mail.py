@@ -14,6 +14,7 @@ from handlers import mail
 from handlers.mail import DEFAULT_TEMPLATES_DIR
 from handlers.mail import MailHandler
 from handlers.mail import message_id
+from handlers.smtp import SmtpSettings
 from tests import handler_support
 from tests.handler_support import SmtpServer
 
@@ -376,6 +377,6 @@ def test_wrong_settings_fail_when_the_handler_is_built(config, named):
 
 
 def test_default_ports_follow_the_tls_mode():
-    ports = [mail.SmtpSettings.from_config({"DEALFLOW_SMTP_TLS": tls}).port for tls in ("none", "starttls", "ssl")]
+    ports = [SmtpSettings.from_config({"DEALFLOW_SMTP_TLS": tls}).port for tls in ("none", "starttls", "ssl")]
     assert ports == [25, 587, 465]
-    assert "secret" not in repr(mail.SmtpSettings.from_config({"DEALFLOW_SMTP_PASSWORD": "secret"}))
+    assert "secret" not in repr(SmtpSettings.from_config({"DEALFLOW_SMTP_PASSWORD": "secret"}))
