@@ -88,10 +88,12 @@ class JobCommands:
             session.add(mail)
             record.details["mail_to"] = mail.payload["parameters"]["to"]
 
-    def fire_due_jobs(self, *, now: datetime | None = None, limit: int = 200, worker: str | None = None) -> int:
+    def fire_due_jobs(self, *, now: datetime | None = None, limit: int = 50, worker: str | None = None) -> int:
         """Claim every job due at `now` and fire each in its own transaction; returns how many fired.
 
-        One broken instance never stops the sweep: its job is retried later with backoff.
+        One broken instance never stops the sweep: its job is retried later with backoff. Batches are small: the
+        sweeper loops while jobs fire, and a job leased in a batch waits for the batch before it (a handler call
+        that a killed worker left leased comes back only after the restarted worker's first batch).
         """
         claimed_at = now or self._clock()
         worker = worker or worker_name()
