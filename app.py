@@ -13,6 +13,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from crm.stages import StageListener
 from crm.users import emails_for
 from engine.database import configure_engine
 from engine.database import make_session_factory
@@ -92,6 +93,8 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "DEALFLOW_LOCALE": _env("LOCALE", "ru_RU"),
         # Reminders and overdue notices also go out by mail to the task's people (their e-mail in their account).
         "DEALFLOW_REMINDER_MAIL": _env("REMINDER_MAIL", "on"),
+        # The process every new lead starts (POST /api/v1/leads), with the deal id as business key.
+        "DEALFLOW_SALES_PROCESS": _env("SALES_PROCESS", "sales_funnel"),
     }
 
 
@@ -148,7 +151,8 @@ def _services(app: Flask, session_factory: sessionmaker[Session]) -> Services:
                       workflow_cache=app.config["DEALFLOW_WORKFLOW_CACHE"], handlers=handlers,
                       services=EngineServices(session_factory, clock),
                       service_lease=_duration(app.config["DEALFLOW_SERVICE_LEASE"], "DEALFLOW_SERVICE_LEASE"),
-                      mail_directory=emails_for if app.config["DEALFLOW_REMINDER_MAIL"] == "on" else None),
+                      mail_directory=emails_for if app.config["DEALFLOW_REMINDER_MAIL"] == "on" else None,
+                      listener=StageListener()),
         catalogue=Catalogue(session_factory, known_topics=handlers.knows),
         script_pool=pool,
         handlers=handlers,

@@ -1,1 +1,1 @@
-"""The sales domain: users and groups now; clients, deals, leads and funnel analytics later."""
+"""The sales domain: users and groups, clients, contacts, deals, leads and their assignment, deal stages."""

@@ -34,10 +34,12 @@ class UserView:
     roles: list[str]
     groups: list[str]
     active: bool
+    absent: bool = False  # skipped by lead assignment (crm.assignment)
 
     @classmethod
     def of(cls, user: User) -> "UserView":
-        return cls(user.username, user.name, user.email, sorted(user.roles), user.groups, user.active)
+        return cls(user.username, user.name, user.email, sorted(user.roles), user.groups, user.active,
+                   bool(user.absent))
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -88,8 +90,10 @@ def create_user(session: Session, username: str, *, password: str | None, roles:
 
 def update_user(session: Session, username: str, *, roles: Iterable[str] | None = None,
                 groups: Iterable[str] | None = None, active: bool | None = None, name: str | None = None,
-                email: str | None = None, password: str | None = None) -> UserView:
+                email: str | None = None, password: str | None = None, absent: bool | None = None) -> UserView:
     user = get_user(session, username)
+    if absent is not None:
+        user.absent = absent
     if roles is not None:
         user.roles = _check_roles(roles)
     if groups is not None:

@@ -10,8 +10,11 @@ notifications are compared before and after.
 import pytest
 
 from app import services
+from crm.leads import take_lead
+from crm.models import Deal
 from engine.actor import ROLES
 from engine.actor import Actor
+from engine.db import utcnow
 from tests.api_support import DEAL_VARS
 from tests.api_support import deploy
 from tests.api_support import snapshot
@@ -73,6 +76,16 @@ EVENTS_AND_JOBS = [
     (Op.INCIDENT_READ, Scope.ALL, lambda w: ("get", "/api/v1/incidents", None)),
     (Op.INCIDENT_READ, Scope.ALL, lambda w: ("get", f"/api/v1/incidents/{w.incident()}", None)),
     (Op.INCIDENT_RETRY, Scope.ALL, lambda w: ("post", f"/api/v1/incidents/{w.incident()}/retry", None)),
+    # The sales process is not deployed here: an allowed lead is kept as a deal and answered 422.
+    (Op.LEAD_CREATE, Scope.ALL, lambda w: ("post", "/api/v1/leads", {
+        "channel": "web_form", "contact": {"email": "lead@client.ru"}, "company": {"name": "Client"}})),
+    # Deals the actor owns (OWN): every role that reads or changes deals at all may.
+    (Op.DEAL_READ, Scope.OWN, lambda w: ("get", "/api/v1/deals", None)),
+    (Op.DEAL_READ, Scope.OWN, lambda w: ("get", f"/api/v1/deals/{w.deal()}", None)),
+    (Op.DEAL_READ, Scope.OWN, lambda w: ("get", f"/api/v1/deals/{w.deal()}/stages", None)),
+    (Op.DEAL_UPDATE, Scope.OWN, lambda w: ("patch", f"/api/v1/deals/{w.deal()}", {"title": "Renamed"})),
+    (Op.CLIENT_READ, Scope.ALL, lambda w: ("get", "/api/v1/clients?q=acme", None)),
+    (Op.CLIENT_READ, Scope.ALL, lambda w: ("get", f"/api/v1/clients/{w.client_of(w.deal())}", None)),
 ]
 
 
@@ -150,6 +163,19 @@ class World:
         """A new unread reminder to the actor's group (sales), sent by firing a fresh job."""
         self.svc.engine.execute_job(self.job(), actor=Actor.system())
         return self.svc.engine.list_notifications("actor", frozenset({"sales"}), unread_only=True)[0]["id"]
+
+    def deal(self) -> int:
+        """A new deal owned by the actor (taken as a lead, then given to them)."""
+        self.deals += 1
+        with self.svc.session_factory() as session, session.begin():
+            lead = take_lead(session, utcnow(), channel="call", source=None, message=None,
+                             contact={"email": f"buyer{self.deals}@acme.ru"}, company={"name": "Acme"})
+            lead.deal.owner = "actor"
+            return lead.deal.id
+
+    def client_of(self, deal_id: int) -> int:
+        with self.svc.session_factory() as session:
+            return session.get(Deal, deal_id).client_id
 
     def call(self, method: str, path: str, body):
         if body == "deploy":

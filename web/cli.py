@@ -209,6 +209,15 @@ def users_create(username, roles, groups, password, name, email):
     return fmt.user(view)
 
 
+@command(users_cli, "absent", help="Mark a user absent (new leads skip them), or back with --back.")
+@click.argument("username")
+@click.option("--back", is_flag=True, help="The user is back: leads may reach them again.")
+def users_absent(username, back):
+    with _services().session_factory() as session, session.begin():
+        view = user_service.update_user(session, username, absent=not back)
+    return fmt.user(view)
+
+
 @command(users_cli, "list", help="List users.")
 def users_list():
     with _services().session_factory() as session:

@@ -11,6 +11,8 @@ from flask import request
 from engine.errors import InvalidInput
 from web.api import audit
 from web.api import auth
+from web.api import clients
+from web.api import deals
 from web.api import definitions
 from web.api import deployments
 from web.api import documents
@@ -20,13 +22,14 @@ from web.api import idempotency
 from web.api import incidents
 from web.api import instances
 from web.api import jobs
+from web.api import leads
 from web.api import notifications
 from web.api import tasks
 from web.api import tokens
 from web.api import users
 
 BLUEPRINTS = (tokens, deployments, definitions, instances, tasks, events, notifications, jobs, incidents, documents,
-              audit, users)
+              audit, users, leads, deals, clients)
 SPEC_OPTIONS = {
     "info": {"description": "Deploy BPMN, start processes, work the inbox, read a deal's history, send messages and "
                             "signals from outside, operate timers. Every error is "

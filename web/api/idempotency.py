@@ -29,7 +29,8 @@ ENDPOINTS = {
     "api_deployments.deployment_create", "api_instances.instance_start", "api_instances.instance_cancel",
     "api_tasks.task_claim", "api_tasks.task_unclaim", "api_tasks.task_assign", "api_tasks.task_complete",
     "api_users.user_create", "api_events.message_send", "api_events.signal_send",
-    "api_notifications.notification_mark_read", "api_jobs.job_execute",
+    "api_notifications.notification_mark_read", "api_jobs.job_execute", "api_incidents.incident_retry",
+    "api_leads.lead_create", "api_deals.deal_update",
 }
 # A result worth replaying: 409 and 429 are about the moment, not the request, so a retry runs it again.
 NOT_STORED = {409, 429}

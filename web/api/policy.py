@@ -35,15 +35,21 @@ class Op(StrEnum):
     JOB_RESCHEDULE = "job.reschedule"
     INCIDENT_READ = "incident.read"
     INCIDENT_RETRY = "incident.retry"
+    LEAD_CREATE = "lead.create"
+    DEAL_READ = "deal.read"
+    DEAL_UPDATE = "deal.update"
+    CLIENT_READ = "client.read"
 
 
 class Scope(IntEnum):
     """How far an allowance reaches; each scope contains the ones before it."""
 
     NONE = 0
-    OWN = 1  # a task assigned to me; an instance I started
-    INVOLVED = 2  # + a task offered to me or one of my groups, or completed by me; an instance with such a task
-    TEAM = 3  # + a task assigned to or completed by a member of my groups; an instance they started or with such a task
+    OWN = 1  # a task assigned to me; an instance I started; a deal I own
+    INVOLVED = 2  # + a task offered to me or one of my groups, or completed by me; an instance with such a task;
+    #               a deal whose instance is INVOLVED
+    TEAM = 3  # + a task assigned to or completed by a member of my groups; an instance they started or with such a
+    #           task; a deal a member of my groups owns, or whose instance is TEAM
     ALL = 4
 
 
@@ -51,7 +57,10 @@ N, OWN, INV, TEAM, ALL = Scope.NONE, Scope.OWN, Scope.INVOLVED, Scope.TEAM, Scop
 # Every person reads the notifications addressed to them or their groups (OWN); an integration account has none.
 _PERSON = {Op.NOTIFICATION_READ: OWN}
 _WORKER = {**_PERSON, Op.DEFINITION_READ: ALL, Op.INSTANCE_START: ALL, Op.INSTANCE_READ: INV,
-           Op.INSTANCE_CANCEL: OWN, Op.TASK_READ: INV, Op.TASK_CLAIM: INV, Op.TASK_UNCLAIM: OWN, Op.TASK_COMPLETE: INV}
+           Op.INSTANCE_CANCEL: OWN, Op.TASK_READ: INV, Op.TASK_CLAIM: INV, Op.TASK_UNCLAIM: OWN, Op.TASK_COMPLETE: INV,
+           Op.DEAL_READ: INV, Op.CLIENT_READ: ALL}
+# Sales: take leads in; change the deals one owns (handing one over to a colleague is the supervisor's).
+_SELLER = {Op.LEAD_CREATE: ALL, Op.DEAL_UPDATE: OWN}
 # Operators: the jobs and incidents of every instance (the engine checks the same roles), and events from outside.
 _OPERATOR = {Op.MESSAGE_SEND: ALL, Op.SIGNAL_SEND: ALL, Op.JOB_READ: ALL, Op.JOB_EXECUTE: ALL,
              Op.JOB_RESCHEDULE: ALL, Op.INCIDENT_READ: ALL, Op.INCIDENT_RETRY: ALL}
@@ -59,23 +68,26 @@ _OPERATOR = {Op.MESSAGE_SEND: ALL, Op.SIGNAL_SEND: ALL, Op.JOB_READ: ALL, Op.JOB
 POLICY: dict[str, dict[Op, Scope]] = {
     "admin": {**_PERSON, **_OPERATOR, Op.DEFINITION_READ: ALL, Op.INSTANCE_READ: ALL, Op.INSTANCE_CANCEL: ALL,
               Op.TASK_READ: ALL, Op.TASK_CLAIM: ALL, Op.TASK_UNCLAIM: ALL, Op.TASK_ASSIGN: ALL,
-              Op.AUDIT_VERIFY: ALL, Op.USER_MANAGE: ALL},
+              Op.AUDIT_VERIFY: ALL, Op.USER_MANAGE: ALL, Op.LEAD_CREATE: ALL, Op.DEAL_READ: ALL,
+              Op.DEAL_UPDATE: ALL, Op.CLIENT_READ: ALL},
     "designer": {**_PERSON, Op.DEPLOY: ALL, Op.DEFINITION_READ: ALL, Op.INSTANCE_START: ALL,
                  Op.INSTANCE_READ: ALL, Op.TASK_READ: ALL},
-    "manager": _WORKER,
+    "manager": {**_WORKER, **_SELLER},
     "lawyer": _WORKER,
     "accountant": _WORKER,
     "supervisor": {**_PERSON, **_OPERATOR, Op.DEFINITION_READ: ALL, Op.INSTANCE_START: ALL,
                    Op.INSTANCE_READ: TEAM, Op.INSTANCE_CANCEL: TEAM, Op.TASK_READ: TEAM, Op.TASK_CLAIM: TEAM,
-                   Op.TASK_UNCLAIM: TEAM, Op.TASK_ASSIGN: TEAM, Op.TASK_COMPLETE: INV},
+                   Op.TASK_UNCLAIM: TEAM, Op.TASK_ASSIGN: TEAM, Op.TASK_COMPLETE: INV,
+                   Op.LEAD_CREATE: ALL, Op.DEAL_READ: TEAM, Op.DEAL_UPDATE: TEAM, Op.CLIENT_READ: ALL},
     "auditor": {**_PERSON, Op.DEFINITION_READ: ALL, Op.INSTANCE_READ: ALL, Op.TASK_READ: ALL,
-                Op.AUDIT_VERIFY: ALL, Op.INCIDENT_READ: ALL},
-    # A machine account for a CRM or payment system: it tells processes what happened outside, nothing else.
-    "integration": {Op.MESSAGE_SEND: ALL, Op.SIGNAL_SEND: ALL},
+                Op.AUDIT_VERIFY: ALL, Op.INCIDENT_READ: ALL, Op.DEAL_READ: ALL, Op.CLIENT_READ: ALL},
+    # A machine account for a CRM, web form or payment system: it tells processes what happened outside and brings
+    # in leads, nothing else (it reads no deals).
+    "integration": {Op.MESSAGE_SEND: ALL, Op.SIGNAL_SEND: ALL, Op.LEAD_CREATE: ALL},
 }
 
 READ_OF = {Op.INSTANCE_CANCEL: Op.INSTANCE_READ, Op.TASK_CLAIM: Op.TASK_READ, Op.TASK_UNCLAIM: Op.TASK_READ,
-           Op.TASK_ASSIGN: Op.TASK_READ, Op.TASK_COMPLETE: Op.TASK_READ}
+           Op.TASK_ASSIGN: Op.TASK_READ, Op.TASK_COMPLETE: Op.TASK_READ, Op.DEAL_UPDATE: Op.DEAL_READ}
 
 
 def reach(actor: Actor, op: Op) -> Scope:
@@ -102,7 +114,7 @@ def check(actor: Actor, op: Op, relation: Scope, what: str, hidden: str | None =
         raise NotFound(f"There is no {hidden or what}, or you may not see it.")
     allowed = reach(actor, op)
     if allowed < relation:
-        kind = "task" if op.value.startswith("task.") else "instance"
+        kind = op.value.split(".")[0] if op.value.startswith(("task.", "deal.")) else "instance"
         limit = _REACH_TEXT[kind][allowed] if allowed else f"nothing: that needs the role {_roles_for(op)}"
         raise Forbidden(f"{actor.username!r} may not {VERBS[op]} the {what}: your roles allow it for {limit}.",
                         details={"operation": op.value})
@@ -115,12 +127,15 @@ VERBS = {Op.DEPLOY: "deploy process definitions", Op.DEFINITION_READ: "read proc
          Op.MESSAGE_SEND: "send messages to processes", Op.SIGNAL_SEND: "broadcast signals to processes",
          Op.NOTIFICATION_READ: "read notifications", Op.JOB_READ: "list timer jobs", Op.JOB_EXECUTE: "fire timer jobs",
          Op.JOB_RESCHEDULE: "reschedule timer jobs", Op.INCIDENT_READ: "list incidents",
-         Op.INCIDENT_RETRY: "retry incidents"}
+         Op.INCIDENT_RETRY: "retry incidents", Op.LEAD_CREATE: "take in leads", Op.DEAL_READ: "see",
+         Op.DEAL_UPDATE: "change", Op.CLIENT_READ: "read clients"}
 _REACH_TEXT = {
     "task": {OWN: "tasks assigned to you", INV: "tasks assigned or offered to you or your groups",
              TEAM: "your team's tasks", ALL: "every task"},
     "instance": {OWN: "instances you started", INV: "instances you started or have a task in",
                  TEAM: "your team's instances", ALL: "every instance"},
+    "deal": {OWN: "deals you own", INV: "deals you own or have a task in",
+             TEAM: "your team's deals", ALL: "every deal"},
 }
 
 

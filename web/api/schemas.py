@@ -106,6 +106,7 @@ class UserPatchSchema(Strict):
     roles = fields.List(fields.String(validate=validate.OneOf(ROLES)), validate=validate.Length(max=len(ROLES)))
     groups = fields.List(_text(63), validate=validate.Length(max=100))
     active = fields.Boolean()
+    absent = fields.Boolean(metadata={"description": "On leave: new leads skip this user."})
 
 
 class PageArgsSchema(ma.Schema):
@@ -267,6 +268,7 @@ class UserSchema(ma.Schema):
     roles = fields.List(fields.String(), required=True)
     groups = fields.List(fields.String(), required=True)
     active = fields.Boolean(required=True)
+    absent = fields.Boolean(required=True, metadata={"description": "On leave: new leads skip this user."})
 
 
 class VerifySchema(ma.Schema):

@@ -63,8 +63,8 @@ def user_list(args):
 @bp.response(200, UserSchema)
 @errors(bp, 400, 403, 404, 503)
 def user_update(body, username: str):
-    """Change roles, groups, name, email or password, or (de)activate; a new password or a deactivation revokes
-    the user's tokens."""
+    """Change roles, groups, name, email or password, mark absent (new leads skip them), or (de)activate; a new
+    password or a deactivation revokes the user's tokens."""
     require(actor(), Op.USER_MANAGE)
     with services().session_factory() as session, session.begin():
         begin_write(session)
