@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
 
 from crm.assignment import DEFAULT_TEAM
 from crm.assignment import Choice
@@ -22,7 +23,10 @@ from crm.contacts import name_key
 from crm.contacts import normalise_email
 from crm.contacts import normalise_phone
 from crm.deals import CENTS
+from crm.deals import deal_dict
+from crm.deals import get_deal
 from crm.deals import line_items_of
+from crm.deals import process_variables
 from crm.deals import total_of
 from crm.models import Client
 from crm.models import Contact
@@ -31,6 +35,11 @@ from crm.models import DealStatus
 from crm.models import StageTransition
 from crm.stages import NEW_LEAD
 from engine import audit
+from engine.actor import Actor
+from engine.database import begin_write
+from engine.engine import Engine
+from engine.errors import DealflowError
+from engine.views import InstanceView
 
 DEFAULT_CURRENCY = "RUB"
 
@@ -114,3 +123,35 @@ def _find_client(session: Session, company: dict[str, Any]) -> Client | None:
     if inn:
         query = query.where(or_(Client.inn.is_(None), Client.inn == inn))
     return session.scalars(query.order_by(Client.id)).first()
+
+
+@dataclass
+class Intake:
+    """A lead taken in and its process started, or the reason it did not start (the deal is kept either way)."""
+
+    deal: dict[str, Any]
+    returning_client: bool
+    instance: InstanceView | None
+    error: DealflowError | None
+
+
+def take_lead_and_start(session_factory: sessionmaker[Session], engine: Engine, now: datetime, process_key: str,
+                        who: Actor, **lead: Any) -> Intake:
+    """The whole intake (what POST /leads does): the lead commits first, then the process starts for its deal.
+
+    :raises crm.assignment.NoManagerAvailable: nobody can take it; nothing is kept.
+    """
+    with session_factory() as session, session.begin():
+        begin_write(session)
+        taken = take_lead(session, now, actor=who.username, **lead)
+        deal_id, returning, variables = taken.deal.id, taken.returning_client, process_variables(taken.deal)
+    try:
+        view = engine.start_instance(process_key, actor=who, business_key=str(deal_id), variables=variables)
+    except DealflowError as exc:
+        with session_factory() as session:
+            return Intake(deal_dict(get_deal(session, deal_id)), returning, None, exc)
+    with session_factory() as session, session.begin():
+        begin_write(session)
+        deal = get_deal(session, deal_id, lock=True)
+        deal.instance_id = view.id
+        return Intake(deal_dict(deal), returning, view, None)

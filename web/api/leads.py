@@ -11,13 +11,8 @@ from flask import current_app
 from flask import url_for
 from flask_smorest import Blueprint
 
-from crm.deals import deal_dict
-from crm.deals import get_deal
-from crm.deals import process_variables
-from crm.leads import take_lead
-from engine.database import begin_write
+from crm.leads import take_lead_and_start
 from engine.db import utcnow
-from engine.errors import DealflowError
 from engine.errors import NotFound
 from engine.errors import Unprocessable
 from web.api.common import actor
@@ -54,26 +49,18 @@ def lead_create(body):
     sales process. 409 when nobody in the team can take it (nothing saved); 422 when the process could not start
     (the deal is kept, see `details.deal_id`)."""
     require(actor(), Op.LEAD_CREATE)
-    svc, who = services(), actor()
-    with svc.session_factory() as session, session.begin():
-        begin_write(session)
-        lead = take_lead(session, now(), actor=who.username, **body)
-        deal_id, returning, variables = lead.deal.id, lead.returning_client, process_variables(lead.deal)
-    process_key = current_app.config["DEALFLOW_SALES_PROCESS"]
-    try:
-        view = svc.engine.start_instance(process_key, actor=who, business_key=str(deal_id), variables=variables)
-    except NotFound as exc:
+    svc, process_key = services(), current_app.config["DEALFLOW_SALES_PROCESS"]
+    intake = take_lead_and_start(svc.session_factory, svc.engine, now(), process_key, actor(), **body)
+    deal_id = intake.deal["id"]
+    if isinstance(intake.error, NotFound):
         raise ProcessNotDeployed(
             f"Lead saved as deal {deal_id}, but the sales process {process_key!r} is not deployed, so nothing runs "
             f"for it yet. Deploy the diagrams of bpmn/ (POST /api/v1/deployments) before taking leads.",
-            details={"deal_id": deal_id, "process_key": process_key}) from exc
-    except DealflowError as exc:
+            details={"deal_id": deal_id, "process_key": process_key}) from intake.error
+    if intake.error is not None:
         raise ProcessNotStarted(f"Lead saved as deal {deal_id}, but the sales process {process_key!r} refused to "
-                                f"start: {exc.message}", details={"deal_id": deal_id, "process_key": process_key,
-                                                                   "cause": exc.to_dict()}) from exc
-    with svc.session_factory() as session, session.begin():
-        begin_write(session)
-        deal = get_deal(session, deal_id, lock=True)
-        deal.instance_id = view.id
-        answer = {**deal_dict(deal), "returning_client": returning}
+                                f"start: {intake.error.message}", details={
+                                    "deal_id": deal_id, "process_key": process_key,
+                                    "cause": intake.error.to_dict()}) from intake.error
+    answer = {**intake.deal, "returning_client": intake.returning_client}
     return answer, 201, {"Location": url_for("api_deals.deal_get", deal_id=deal_id)}
