@@ -5,9 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from sqlalchemy import ColumnElement
 from sqlalchemy import Select
 from sqlalchemy import and_
 from sqlalchemy import bindparam
+from sqlalchemy import case
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,9 +37,12 @@ from engine.views import TaskView
 
 SORTS = {
     "created": (HumanTask.created_at, HumanTask.id),
-    "due": (HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.created_at, HumanTask.id),
+    # NULLS LAST (not `due_at IS NULL, due_at`): the same order, but one ix_human_task_status_due can serve.
+    "due": (HumanTask.due_at.asc().nulls_last(), HumanTask.created_at, HumanTask.id),
     "priority": (HumanTask.priority.desc(), HumanTask.created_at, HumanTask.id),
 }
+# Sorts an index on (status, <first sort key>) serves in order: a page walks it and stops after `limit` rows.
+WALKED_SORTS = frozenset({"created", "due"})
 MAX_PAGE = 500
 
 
@@ -59,12 +64,35 @@ class TaskFilter:
     offset: int = 0
 
 
-def _inbox_clause(user: str, groups: frozenset[str]):
-    offered = select(TaskCandidate.task_id).where(or_(
-        and_(TaskCandidate.kind == "user", TaskCandidate.name == user),
-        and_(TaskCandidate.kind == "group", TaskCandidate.name.in_(sorted(groups))),
-    ))
-    return or_(HumanTask.assignee == user, and_(HumanTask.assignee.is_(None), HumanTask.id.in_(offered)))
+def _offered_match(user: str, groups: frozenset[str]) -> ColumnElement[bool]:
+    return or_(and_(TaskCandidate.kind == "user", TaskCandidate.name == user),
+               and_(TaskCandidate.kind == "group", TaskCandidate.name.in_(sorted(groups))))
+
+
+def offered_task_ids(user: str, groups: frozenset[str]) -> Select:
+    """SELECT the ids of tasks offered to `user` or one of `groups` (candidate rows; any status or assignee)."""
+    return select(TaskCandidate.task_id).where(_offered_match(user, groups))
+
+
+def visible_to(user: str, groups: frozenset[str], *, walk: bool = True) -> ColumnElement[bool]:
+    """SQL: the tasks `user` may work on: assigned to them, or unassigned and offered to them or one of `groups`.
+
+    Two forms of the same test. `walk` suits a page read in the order of an index: no OR for the planner to split
+    into index lookups, so it walks the index in order and stops after a page, checking each unassigned row's
+    1-3 candidate rows by their primary key. The check is a scalar subquery, not EXISTS, or PostgreSQL hashes every
+    candidate row of the user's groups (completed tasks' included) before the first row; and it matches
+    `kind:name`, so that no planner (PostgreSQL before its first ANALYZE did) probes ix_task_candidate_kind_name,
+    which holds a whole group's rows, once per task. The other form collects the visible tasks through that index,
+    for when all of them are read anyway (a sort no index serves, a count) or they are few (a user in no group).
+    """
+    if not walk:
+        return or_(HumanTask.assignee == user,
+                   and_(HumanTask.assignee.is_(None), HumanTask.id.in_(offered_task_ids(user, groups))))
+    keys = [f"user:{user}", *(f"group:{group}" for group in sorted(groups))]
+    probe = (select(TaskCandidate.task_id)
+             .where(TaskCandidate.task_id == HumanTask.id, (TaskCandidate.kind + ":" + TaskCandidate.name).in_(keys))
+             .limit(1).scalar_subquery())
+    return case((HumanTask.assignee.is_(None), probe.is_not(None)), else_=HumanTask.assignee == user)
 
 
 def task_query(f: TaskFilter) -> Select:
@@ -74,7 +102,7 @@ def task_query(f: TaskFilter) -> Select:
     if f.status:
         query = query.where(HumanTask.status == f.status)
     if f.user is not None:
-        query = query.where(_inbox_clause(f.user, f.groups))
+        query = query.where(visible_to(f.user, f.groups, walk=f.sort in WALKED_SORTS and bool(f.groups)))
     if f.assignee is not None:
         query = query.where(HumanTask.assignee == f.assignee)
     if f.candidate_group is not None:

@@ -8,11 +8,12 @@ import pytest
 from crm.users import create_user
 from crm.users import emails_for
 from handlers import build_registry
+from tests import handler_support
 from tests.factories import actor
 from tests.factories import deploy
-from tests.handler_support import smtp_server  # noqa: F401 - the fixture
 
 DANA = actor("dana", roles=("designer",), groups=())
+smtp_server = handler_support.smtp_server
 
 
 @pytest.fixture

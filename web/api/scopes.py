@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from functools import cached_property
 
 from sqlalchemy import ColumnElement
-from sqlalchemy import and_
 from sqlalchemy import false
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -22,7 +21,7 @@ from engine.actor import Actor
 from engine.errors import NotFound
 from engine.models import HumanTask
 from engine.models import ProcessInstance
-from engine.models import TaskCandidate
+from engine.queries import offered_task_ids
 from engine.views import TaskView
 from web.api.policy import Scope
 
@@ -83,9 +82,8 @@ class Viewer:
         own = HumanTask.assignee == me
         if scope == OWN:
             return own
-        offered = select(TaskCandidate.task_id).where(or_(
-            and_(TaskCandidate.kind == "user", TaskCandidate.name == me),
-            and_(TaskCandidate.kind == "group", TaskCandidate.name.in_(sorted(self.actor.groups)))))
+        # Offered to me or my groups whoever holds it now: wider than the engine's `visible_to` (see task_relation).
+        offered = offered_task_ids(me, self.actor.groups)
         involved = or_(own, HumanTask.completed_by == me, HumanTask.id.in_(offered))
         if scope == INV or not self.actor.groups:
             return involved
