@@ -49,13 +49,14 @@ def _coerce_boolean(value: Any, field: dict) -> bool:
     raise ValueError("must be true or false")
 
 
-def _coerce_date(value: Any, field: dict) -> date:
+def _coerce_date(value: Any, field: dict) -> str:
+    """A date, kept as its ISO text ("2026-03-31"): process data is JSON, and ISO dates compare as text."""
     if isinstance(value, date) and not isinstance(value, datetime):
-        return value
+        return value.isoformat()
     if isinstance(value, str):
         for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
             try:
-                return datetime.strptime(value.strip(), fmt).date()
+                return datetime.strptime(value.strip(), fmt).date().isoformat()
             except ValueError:
                 continue
     raise ValueError("must be a date such as 2026-03-31")

@@ -222,6 +222,21 @@ def test_form_data_types_are_kept(session_factory):
                                                  {"id": "c", "name": "C"}]
 
 
+def test_a_completed_form_with_every_field_type_is_stored_as_json(session_factory, engine):
+    from tests.factories import actor
+
+    Catalogue(session_factory).deploy([read("camunda-platform__FormDataTest.testGetFormFieldBuiltInTypes.bpmn20.xml")],
+                                      "conformance")
+    with session_factory() as session:
+        key = session.scalars(select(ProcessDefinition.key)).one()
+    started = engine.start_instance(key, actor=actor("ann", groups=("dummy",)))
+    done = engine.complete_task(started.open_tasks[0].id, actor=actor("ann", groups=("dummy",)), data={
+        "stringField": "x", "longField": "7", "booleanField": "false", "dateField": "31/03/2026",
+        "enumField": "b"})
+    expected = {"stringField": "x", "longField": 7, "booleanField": False, "dateField": "2026-03-31", "enumField": "b"}
+    assert {name: done.variables[name] for name in expected} == expected
+
+
 def test_activiti_attributes_are_read_as_camunda():
     parser = DealflowParser()
     parser.add_bpmn_xml(parse_xml("c.bpmn", read("miwg__C.1.0.bpmn")[1]), "c.bpmn")
