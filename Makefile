@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml tests/plugin_example/pyproject.toml | sha1sum | cut -c1-12)
 FLASK  := $(BIN)/flask --app app
 
-.PHONY: venv run setup test lint serve bench bench-quick clean
+.PHONY: venv run setup demo test lint serve bench bench-quick clean
 
 $(STAMP): pyproject.toml tests/plugin_example/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ setup: venv
 
 run: setup
 	DEALFLOW_SCHEDULER=on $(FLASK) run --host 127.0.0.1 --port 5000
+
+# Five deals through the shipped sales process on a simulated clock, against a fresh SQLite file (web/sales_demo.py).
+demo: venv
+	$(BIN)/python -m web.sales_demo
 
 # Production serving: gunicorn, DEALFLOW_WORKERS processes (default 2), the job sweep in every worker (claims are
 # leased, so that is safe). Set DEALFLOW_DATABASE_URL (PostgreSQL) and DEALFLOW_SECRET_KEY; see README "Production".

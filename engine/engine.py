@@ -82,6 +82,10 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         super().__init__(session_factory, spec_cache or SpecCache(), make_script_engine(script_pool, self._clock),
                          WorkflowCache(workflow_cache))
 
+    def now(self) -> datetime:
+        """The engine's clock (the injected one: tests and the demo move it by hand)."""
+        return self._clock()
+
     @contextmanager
     def _command(self, now: datetime | None = None) -> Iterator[tuple[Session, datetime]]:
         """One write transaction at one frozen instant; a lost optimistic-lock race is a Conflict, nothing applied."""

@@ -108,3 +108,17 @@ def test_cli_incidents_list_and_retry(cli):
     retried = _json(cli("incidents", "retry", str(incident["id"]), "--as", "sue", "--json"))
     assert retried["resolution"] == "retried"
     assert _json(cli("incidents", "list", "--json")) == []
+
+
+def test_setup_demo_deploys_the_shipped_process_and_fills_the_inboxes_once(cli, app):
+    from app import services
+
+    first = cli("setup-demo")
+    assert first.exit_code == 0, first.stderr
+    assert "deployed sales_funnel v1" in first.stdout and first.stdout.count("lead -> deal") == 3
+    engine = services(app).engine
+    owners = {t.assignee for t in engine.list_tasks() if t.bpmn_id == "First_contact"}
+    assert owners == {"alice", "bob"}  # round-robin over the demo managers
+    again = cli("setup-demo")
+    assert again.exit_code == 0 and "lead -> deal" not in again.stdout and "deployed" not in again.stdout
+    assert len(engine.list_instances()) == 3
