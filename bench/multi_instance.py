@@ -3,6 +3,7 @@
 import time
 
 from bench.common import ACTOR
+from bench.common import APPROVALS
 from engine.engine import Engine
 
 
@@ -15,4 +16,33 @@ def approve_all(engine: Engine, items: int) -> float:
     for task in list(view.open_tasks):
         view = engine.complete_task(task.id, actor=ACTOR, data={"ok": True})
     assert view.status == "completed", view.status
+    return time.perf_counter() - start
+
+
+def raw_approve_all(items: int, script_engine, persist: bool) -> float:
+    """The same approval through SpiffWorkflow alone (Dealflow's parser and sandbox), in memory or dumping state-only
+    JSON after every step: the library's own growth with the number of items, the ceiling for the engine's."""
+    from SpiffWorkflow.bpmn import BpmnWorkflow
+    from SpiffWorkflow.task import TaskState
+
+    from engine.serialization import state_to_json
+    from processes.parser import DealflowParser
+
+    parser = DealflowParser()
+    parser.add_bpmn_file(str(APPROVALS))
+    spec, subprocesses = parser.get_spec("approvals"), parser.get_subprocess_specs("approvals")
+    start = time.perf_counter()
+    workflow = BpmnWorkflow(spec, subprocesses, script_engine=script_engine)
+    workflow.task_tree.data["items"] = [{"sku": f"SKU-{n}", "qty": n % 7 + 1} for n in range(items)]
+    workflow.do_engine_steps()
+    while True:
+        if persist:
+            state_to_json(workflow)
+        ready = [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual]
+        if not ready:
+            break
+        ready[0].data["ok"] = True
+        ready[0].run()
+        workflow.do_engine_steps()
+    assert workflow.is_completed()
     return time.perf_counter() - start

@@ -89,6 +89,9 @@ def table(results: dict) -> str:
         for items, samples in mi["seconds"].items():
             lines.append(f"  {items:>4} items {spread(samples, '{:.2f}'):>28}")
         lines.append(f"  300/20 ratio {spread(mi['ratios'], '{:.1f}'):>26}")
+        for label, raw in mi.get("raw", {}).items():
+            lines.append(f"  {label}: 20 items {raw['20']:.3f} s, 300 items {raw['300']:.2f} s (x{raw['ratio']:.0f}): "
+                         "the library's own growth")
         lines.append("")
     scale = results.get("scale")
     if scale:

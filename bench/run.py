@@ -142,6 +142,7 @@ def inbox(p: dict, tmp: Path, pool, log) -> dict:
 
 def multi_instance(p: dict, tmp: Path, pool, log) -> dict:
     from bench.multi_instance import approve_all
+    from bench.multi_instance import raw_approve_all
     from engine.engine import Engine
 
     db = sqlite_database(tmp / "approvals.sqlite", APPROVALS)
@@ -154,7 +155,13 @@ def multi_instance(p: dict, tmp: Path, pool, log) -> dict:
                 seconds[str(items)].append(approve_all(engine, items))
             log(f"  round {r + 1}: 20 items {seconds['20'][-1]:.2f} s, 300 items {seconds['300'][-1]:.2f} s")
         ratios = [b / a for a, b in zip(seconds["20"], seconds["300"], strict=True)]
-        return {"seconds": seconds, "ratios": ratios}
+        raw = {}
+        for label, persist in (("raw SpiffWorkflow, in memory", False), ("raw SpiffWorkflow + state JSON", True)):
+            small = min(raw_approve_all(20, engine._script_engine, persist) for _ in range(3))
+            large = min(raw_approve_all(300, engine._script_engine, persist) for _ in range(p["mi_rounds"]))
+            raw[label] = {"20": small, "300": large, "ratio": large / small}
+            log(f"  {label}: 20 items {small:.3f} s, 300 items {large:.2f} s (x{large / small:.0f})")
+        return {"seconds": seconds, "ratios": ratios, "raw": raw}
     finally:
         db.close()
 
