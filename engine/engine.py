@@ -128,6 +128,8 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
                 then(workflow)
 
         outcome = step.run(workflow, begin, recorder)
+        # A new instance has no job or subscription rows yet, whatever the unstarted workflow looked like.
+        outcome.timers_before, outcome.subscriptions_before, outcome.services_before = {}, set(), {}
         recorder.records[0].details["path"] = outcome.path
         instance = ProcessInstance(
             definition_id=loaded.definition_id, process_key=loaded.key, business_key=business_key,

@@ -27,7 +27,7 @@ class ProcessEvent:
     business_key: str | None
     element_id: str
     name: str | None
-    top_level: bool  # False inside a call activity or sub-process
+    top_level: bool  # the process or one of its event sub-processes; False inside a call activity or sub-process
     variables: Mapping[str, Any]  # the data the element saw
     actor: str
     at: datetime
@@ -46,6 +46,15 @@ def events_of(completed: list[SpiffTask], instance, actor: str, now: datetime) -
             continue
         events.append(ProcessEvent(
             kind=kind, instance_id=instance.id, process_key=instance.process_key, business_key=instance.business_key,
-            element_id=spec.bpmn_id, name=spec.bpmn_name, top_level=task.workflow is task.workflow.top_workflow,
+            element_id=spec.bpmn_id, name=spec.bpmn_name, top_level=_process_level(task),
             variables=dict(task.data), actor=actor, at=now))
     return events
+
+
+def _process_level(task: SpiffTask) -> bool:
+    """True in the process itself or in one of its event sub-processes ("deal lost" ends the deal from there);
+    False inside a call activity or an embedded sub-process."""
+    workflow, top = task.workflow, task.workflow.top_workflow
+    if workflow is top:
+        return True
+    return getattr(workflow, "parent_workflow", None) is top and workflow.spec.name in top.spec.start.trigger_specs

@@ -40,6 +40,8 @@ def read_extensions(node: etree._Element) -> dict[str, Any]:
             extensions[name] = value
     if is_bpmn(node, *FORM_OWNERS) and ext_elements(node, "formData"):
         extensions["form"] = read_form(node)
+    if is_bpmn(node, "startEvent") and (node.get("isInterrupting") or "").strip().lower() == "false":
+        extensions["interrupting"] = False  # an event sub-process that runs beside the process, not instead
     if is_external(node):
         extensions["type"] = "external"
         extensions["topic"] = ext_value(node, "topic")

@@ -393,3 +393,17 @@ def test_lost_in_negotiation_with_a_reason(sales, session_factory, clock):
     assert view.variables["lost_reason"] == "competitor" and view.variables["lost_comment"] == "Price 20% lower"
     assert deal.milestones() == ["New lead", "Qualified", "Proposal", "Negotiation"]
     assert deal.jobs() == []
+
+
+def test_a_deal_lost_message_ends_the_deal_from_any_stage(sales, session_factory, clock):
+    deal = Deal(sales, session_factory, clock)
+    to_negotiation(deal)
+    assert "Negotiation_limit" in deal.timer_elements()
+    deal.message("deal lost", reason_hint="client chose a competitor")
+    assert deal.open_ids() == ["Record_loss_reason_any"]  # negotiation was interrupted
+    assert deal.task("Record_loss_reason_any").assignee == "alice"
+    assert deal.timer_elements() == []  # the stage limit went with it
+    deal.complete("Record_loss_reason_any", lost_reason="competitor", lost_comment="Signed with a competitor")
+    view = deal.view()
+    assert view.status == "completed" and "End_lost_any" in view.completed_elements
+    assert "End_won" not in view.completed_elements and deal.jobs() == []

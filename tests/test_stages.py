@@ -148,3 +148,14 @@ def test_a_closed_deal_is_not_moved_by_a_process_that_runs_on(engine, session_fa
                                            ("٤٢", None), ("99999999999", None), ("2147483648", None)])
 def test_which_business_keys_name_a_deal(key, expected):
     assert deal_id_of(key) == expected
+
+
+def test_a_deal_lost_message_closes_the_deal_from_its_event_subprocess(engine, session_factory, clock):
+    deploy(session_factory, "deal_lost.bpmn")
+    deal_id, view = start(engine, session_factory, process_key="deal_lost")
+    engine.correlate_message("deal lost", business_key=str(deal_id), actor=ANN)
+    record = engine.get_instance(view.id).open_tasks[0]
+    assert record.bpmn_id == "Record_loss"
+    engine.complete_task(record.id, actor=ANN, data={"lost_reason": "competitor", "lost_comment": "Went elsewhere"})
+    deal = deal_row(session_factory, deal_id)
+    assert (deal.stage, deal.status, deal.lost_reason) == ("Lost", "lost", "competitor")

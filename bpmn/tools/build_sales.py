@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bpmn.tools.bpmnkit import Proc
 from bpmn.tools.bpmnkit import document
+from bpmn.tools.bpmnkit import event_def
 
 OUT = Path(__file__).resolve().parent.parent
 
@@ -92,6 +93,17 @@ def awaiting_payment() -> Proc:
     p.chain("Payment_start", "Payment_merge", "Wait_payment", "Add_payment", "Paid_in_full")
     p.flow("Paid_in_full", "Payment_end", name="yes", cond="paid_total >= amount - 0.005")
     p.flow("Paid_in_full", "Payment_merge", name="partial: wait for the rest", default=True)
+    return p
+
+
+def deal_lost() -> Proc:
+    p = Proc("Deal_lost_inner", "Deal lost")
+    p.start("Deal_lost_start", "Deal lost", None, 0, body=event_def("Deal_lost_start", message="Message_deal_lost"))
+    p.user("Record_loss_reason_any", "Record the loss reason", None, 1, assignee=OWNER, form=[
+        ("lost_reason", "Reason", "enum", {"required": True, "default": "other", "options": LOSS_REASONS}),
+        ("lost_comment", "Comment", "string", {"maxlength": 2000})])
+    p.end("End_lost_any", "Lost", None, 2)
+    p.chain("Deal_lost_start", "Record_loss_reason_any", "End_lost_any")
     return p
 
 
@@ -321,12 +333,9 @@ def sales_funnel() -> Proc:
     p.user("Hand_off", "Hand off to delivery", SM, 41, assignee=OWNER, form=[
         ("handoff_notes", "Hand-off notes", "string", {"required": True, "maxlength": 4000})])
     p.end("Handed_off", "Handed off", SM, 42)
-    # Deal lost: the reference's interrupting event sub-process cannot be reached here (see the annotation).
-    p.annotation("Note_deal_lost",
-                 "Deal lost: modelled at the decision points (qualification, follow-up call, no answer in 14 days, "
-                 "negotiation outcome, collections), each ending in 'Lost' with lost_reason set. An event "
-                 "sub-process with a 'deal lost' message start is not reachable through Dealflow's message "
-                 "correlation yet; an operator cancels a deal at any other point.", SYS, 1.5, 2)
+    # Deal lost, from any stage: an interrupting event sub-process started by the message "deal lost" (the CRM or
+    # a manager sends it); the decision points above also end in Lost with their own reason.
+    p.subprocess("Deal_lost", "Deal lost", SYS, 1.5, deal_lost(), row=2, event=True)
 
     place(p, FUNNEL_LAYOUT)
     p.chain("Deal_created", "Set_defaults", "Stage_new_lead", "Notify_owner_new", "First_contact_merge",
@@ -540,7 +549,7 @@ def invoicing() -> Proc:
 
 
 MESSAGES = {"Message_client_replied": "client replied", "Message_contract_signed": "contract signed",
-            "Message_payment": "payment received"}
+            "Message_payment": "payment received", "Message_deal_lost": "deal lost"}
 
 
 def main():
