@@ -11,7 +11,6 @@ duplicate carries its first copy's Message-ID and is the mail a kill caught in f
 """
 
 import argparse
-import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -19,9 +18,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.timer_latency import pg_database  # noqa: E402
+from bench.timer_latency import database  # noqa: E402
 from bench.timer_latency import quiet_spiff_loggers  # noqa: E402
-from bench.timer_latency import sqlite_url  # noqa: E402
 from engine.database import create_db_engine  # noqa: E402
 from engine.database import make_session_factory  # noqa: E402
 from tests import dbutil  # noqa: E402
@@ -60,15 +58,6 @@ def format_total(backend: str, results: list[MailKillResult]) -> str:
             f"max time to finish={max(r.seconds_to_finish() for r in results):.1f} s")
 
 
-@contextlib.contextmanager
-def _database(backend: str, pg_base: str | None, directory: Path):
-    if backend == "sqlite":
-        yield sqlite_url(directory)
-    else:
-        with pg_database(pg_base) as url:
-            yield url
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg", default=dbutil.pg_base_url(),
@@ -85,7 +74,7 @@ def main() -> None:
             results = []
             for n in range(args.runs):
                 directory = Path(tmp) / f"{backend}-{n}"
-                with _database(backend, args.pg, directory) as url:
+                with database(backend, args.pg, directory) as url:
                     results.append(measure(url, directory, args, args.seed + n))
                 print(format_run(backend, args.seed + n, results[-1]), flush=True)
             print(format_total(backend, results), flush=True)

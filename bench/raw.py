@@ -11,8 +11,6 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
-from SpiffWorkflow.bpmn.serializer.default.workflow import WorkflowConverter
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG
 from SpiffWorkflow.task import TaskState
@@ -21,25 +19,7 @@ from bench.common import DIAGRAM
 from bench.common import FORMS
 from bench.common import PROCESS_KEY
 from bench.common import variables
-
-
-class _StateOnlyConverter(BpmnWorkflowConverter):
-    """The library's workflow converter without the embedded specs (the application keeps the spec objects)."""
-
-    def to_dict(self, workflow):
-        dct = WorkflowConverter.to_dict(self, workflow)
-        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
-        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
-        return dct
-
-    def from_dict(self, dct, spec=None, subprocess_specs=None):
-        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
-        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
-        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
-        self.set_default_attributes(workflow, dct)
-        self.subprocesses_from_dict(dct["subprocesses"], workflow)
-        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
-        return workflow
+from engine.serialization import StateOnlyWorkflowConverter
 
 
 def default_serializer() -> BpmnWorkflowSerializer:
@@ -57,7 +37,7 @@ class RawSpiff:
         self.subprocess_specs = parser.get_subprocess_specs(key)
         self.script_engine = script_engine
         config = dict(DEFAULT_CONFIG)
-        config[BpmnWorkflow] = _StateOnlyConverter
+        config[BpmnWorkflow] = StateOnlyWorkflowConverter
         self.registry = BpmnWorkflowSerializer.configure(config)
 
     def new(self, i: int) -> BpmnWorkflow:

@@ -13,7 +13,6 @@
 """
 
 import argparse
-import contextlib
 import sys
 import tempfile
 import time
@@ -28,11 +27,11 @@ if __package__ in (None, ""):
 from sqlalchemy import select  # noqa: E402
 
 from bench.timer_latency import ACTOR  # noqa: E402
+from bench.timer_latency import database  # noqa: E402
 from bench.timer_latency import format_latency  # noqa: E402
 from bench.timer_latency import measure_latency  # noqa: E402
 from bench.timer_latency import pg_database  # noqa: E402
 from bench.timer_latency import quiet_spiff_loggers  # noqa: E402
-from bench.timer_latency import sqlite_url  # noqa: E402
 from engine import audit  # noqa: E402
 from engine.database import create_db_engine  # noqa: E402
 from engine.database import make_session_factory  # noqa: E402
@@ -179,7 +178,7 @@ def run(args, directory: Path, chosen: set[str]) -> list[str]:
         for scenario in ("latency", "restart"):
             if scenario not in chosen:
                 continue
-            with _database(backend, args.pg, directory / scenario) as url:
+            with database(backend, args.pg, directory / scenario) as url:
                 if scenario == "latency":
                     figure = format_latency(backend, measure_latency(url, directory, args.latency_instances))
                 else:
@@ -194,15 +193,6 @@ def run(args, directory: Path, chosen: set[str]) -> list[str]:
     if "processes" in chosen:
         print(lines[-1], flush=True)
     return lines
-
-
-@contextlib.contextmanager
-def _database(backend: str, pg_base: str | None, directory: Path):
-    if backend == "sqlite":
-        yield sqlite_url(directory)
-    else:
-        with pg_database(pg_base) as url:
-            yield url
 
 
 if __name__ == "__main__":

@@ -70,6 +70,16 @@ def pg_database(base_url: str):
         dbutil.drop_pg_database(base_url, url)
 
 
+@contextlib.contextmanager
+def database(backend: str, pg_base: str | None, directory: Path):
+    """A migrated SQLite file in `directory`, or a throw-away PostgreSQL database on `pg_base`."""
+    if backend == "sqlite":
+        yield sqlite_url(directory)
+    else:
+        with pg_database(pg_base) as url:
+            yield url
+
+
 class JobWatcher:
     """Polls the job table; remembers when each job row was last seen pending, and when it was first seen gone."""
 
