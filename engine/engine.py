@@ -28,6 +28,7 @@ from engine.db import utcnow
 from engine.definitions import SpecCache
 from engine.definitions import resolve_definition_id
 from engine.errors import Conflict
+from engine.errors import Forbidden
 from engine.errors import NotFound
 from engine.forms import check_variables
 from engine.forms import validate_form
@@ -42,8 +43,10 @@ from engine.models import TaskStatus
 from engine.runtime import WorkflowCache
 from engine.runtime import dump_workflow
 from engine.runtime import is_human
+from engine.runtime import iter_tasks
 from engine.runtime import load_workflow
 from engine.runtime import new_workflow
+from engine.runtime import variables_of
 from engine.sandbox import ScriptPool
 from engine.sandbox import make_script_engine
 from engine.service_commands import DEFAULT_SERVICE_LEASE
@@ -204,6 +207,40 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
                     element_id=row.bpmn_id, details=details)])
             view = TaskView.of(row)
         return view
+
+    def set_variables(self, instance_id: int, variables: dict[str, Any], *, actor: Actor,
+                      reason: str | None = None) -> InstanceView:
+        """Change process data of a running instance (admins and supervisors; the CRM after a deal's handover).
+
+        The values go to every task that is open or waiting, so what the process does next sees them (a task whose
+        assignee is `${owner}`, a gateway over `amount`); finished tasks keep the data they ran with. Audited with
+        the old and new values; nothing is recorded when nothing changes.
+        """
+        if not actor.has_role("admin", "supervisor"):
+            raise Forbidden(f"{actor.username!r} may not change process data: only admins and supervisors may.")
+        variables = check_variables(variables)
+        with self._command() as (session, now):
+            instance = self._lock_instance(session, instance_id)
+            loaded = self._specs.get(session, instance.definition_id)
+            workflow = self._workflows.take(instance.id, instance.lock_version) or load_workflow(
+                instance.state_json, loaded, self._script_engine)
+            frontier = [t for t in iter_tasks(workflow) if t.state in (TaskState.READY, TaskState.WAITING,
+                                                                          TaskState.STARTED)]
+            current = variables_of(workflow)
+            changed = {name: {"from": current.get(name), "to": value} for name, value in variables.items()
+                       if current.get(name) != value}
+            if changed:
+                recorder = Recorder(actor.username, now, instance_id)
+                recorder.add("variables_changed", changes=changed, reason=reason)
+
+                def apply() -> None:
+                    for task in frontier:
+                        task.data.update({name: variables[name] for name in changed})
+
+                outcome = step.run(workflow, apply, recorder)
+                view = self._persist(session, instance, workflow, outcome, recorder, now, loaded)
+        self._keep(instance, workflow)
+        return view if changed else self.get_instance(instance_id)
 
     def cancel_instance(self, instance_id: int, *, actor: Actor, reason: str | None = None) -> InstanceView:
         """Stop an instance for good: its open tasks are cancelled, its history kept."""

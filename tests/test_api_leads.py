@@ -148,7 +148,14 @@ def test_a_supervisor_hands_a_deal_over_and_its_open_task_follows(client, people
     assert [t["business_key"] for t in tasks] == [str(deal["id"])]
     with services(app).session_factory() as session:
         events = [e.event for e in session.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
-    assert events[-3:] == ["deal_updated", "deal_assigned", "task_assigned"]
+    assert events[-4:] == ["deal_updated", "deal_assigned", "task_assigned", "variables_changed"]
+    # The process sees the new owner too: tasks it creates for ${owner} from now on go to bob.
+    instance = services(app).engine.get_instance(deal["instance_id"])
+    assert instance.variables["owner"] == "bob"
+    with services(app).session_factory() as session:
+        change = session.scalars(select(AuditEvent).where(AuditEvent.event == "variables_changed")).one()
+    assert change.actor == "crm" and change.details["changes"] == {"owner": {"from": "ann", "to": "bob"}}
+    assert change.details["reason"] == "deal handed over from ann by sue"
     assert_error(client.patch(f"/api/v1/deals/{deal['id']}", headers=people.headers("sue"),
                               json={"owner": "nobody"}), 422)
 

@@ -55,3 +55,22 @@ def test_a_failing_listener_fails_the_whole_step(session_factory, clock, script_
     with pytest.raises(RuntimeError):
         engine.complete_task(view.open_tasks[0].id, actor=LENA, data={})
     assert [t.bpmn_id for t in engine.get_instance(started.id).open_tasks] == ["Prepare_contract"]  # nothing applied
+
+
+def test_set_variables_reaches_what_the_process_does_next_and_is_audited(session_factory, clock, script_pool):
+    from engine.engine import Engine
+    from engine.errors import Forbidden
+
+    engine = Engine(session_factory, clock=clock, script_pool=script_pool)
+    deploy(session_factory, "deal_approval.bpmn")
+    started = engine.start_instance("deal_approval", actor=ALICE, business_key="DEAL-9", variables={"amount": 5})
+    with pytest.raises(Forbidden):
+        engine.set_variables(started.id, {"amount": 7}, actor=ALICE)
+    sue = actor("sue", roles=("supervisor",), groups=("sales",))
+    changed = engine.set_variables(started.id, {"amount": 70000, "note": "re-priced"}, actor=sue, reason="new quote")
+    assert changed.variables["amount"] == 70000 and changed.variables["note"] == "re-priced"
+    assert engine.get_task(started.open_tasks[0].id).variables["amount"] == 70000
+    [event] = [e for e in engine.history(started.id) if e.event == "variables_changed"]
+    assert event.details["changes"]["amount"] == {"from": 5, "to": 70000} and event.details["reason"] == "new quote"
+    engine.set_variables(started.id, {"amount": 70000}, actor=sue)  # no change: nothing recorded
+    assert [e.event for e in engine.history(started.id)].count("variables_changed") == 1

@@ -13,10 +13,13 @@ from sqlalchemy import select
 from crm.deals import deal_dict
 from crm.deals import deal_query
 from crm.deals import get_deal
+from crm.deals import process_variables
 from crm.deals import stage_timeline
 from crm.deals import update_deal
+from engine.actor import Actor
 from engine.database import begin_write
 from engine.db import utcnow
+from engine.errors import Conflict
 from engine.errors import Forbidden
 from engine.models import HumanTask
 from engine.models import TaskStatus
@@ -98,7 +101,21 @@ def deal_update(body, deal_id: int):
     if previous is not None and instance_id is not None:
         _move_tasks(instance_id, previous, owner)
     with services().session_factory() as session:
-        return deal_dict(get_deal(session, deal_id))
+        deal = get_deal(session, deal_id)
+        answer, variables = deal_dict(deal), process_variables(deal)
+    if instance_id is not None:
+        _sync_process(instance_id, variables, previous)
+    return answer
+
+
+def _sync_process(instance_id: int, variables: dict, previous: str | None) -> None:
+    """The deal's running process sees its new data (tasks to `${owner}` go to the new owner from now on)."""
+    what = f"handed over from {previous}" if previous is not None else "updated"
+    try:
+        services().engine.set_variables(instance_id, variables, actor=Actor.system("crm"),
+                                        reason=f"deal {what} by {actor().username}")
+    except Conflict:
+        pass  # the process has ended: nothing of it runs on this data any more
 
 
 def _move_tasks(instance_id: int, previous: str, owner: str) -> None:
