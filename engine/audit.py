@@ -41,8 +41,14 @@ class VerifyResult:
     reason: str | None = None
 
 
+# Built once: json.dumps with any non-default argument builds a new encoder per call (~1.5 us, 2 calls per event).
+_SAFE_ENCODER = json.JSONEncoder(default=str, sort_keys=True)
+# What json.dumps(..., default=str, sort_keys=True, separators=(",", ":")) builds: the hashed bytes stay the same.
+_DIGEST_ENCODER = json.JSONEncoder(default=str, sort_keys=True, separators=(",", ":"))
+
+
 def _json_safe(details: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(details, default=str, sort_keys=True))
+    return json.loads(_SAFE_ENCODER.encode(details))
 
 
 def _digest(prev_hash: str, seq: int, row: AuditEvent) -> str:
@@ -52,10 +58,8 @@ def _digest(prev_hash: str, seq: int, row: AuditEvent) -> str:
 
 def _digest_of(prev_hash: str, seq: int, at: datetime, actor: str, event: str, instance_id: int | None,
                task_id: str | None, element_id: str | None, details: dict[str, Any]) -> str:
-    body = json.dumps(
-        [prev_hash, seq, at.isoformat(), actor, event, instance_id, task_id, element_id, details],
-        default=str, sort_keys=True, separators=(",", ":"),
-    )
+    body = _DIGEST_ENCODER.encode(
+        [prev_hash, seq, at.isoformat(), actor, event, instance_id, task_id, element_id, details])
     return hashlib.sha256(body.encode()).hexdigest()
 
 

@@ -1,12 +1,18 @@
 """The declarative base every Dealflow table hangs on, and small column helpers."""
 
+from collections.abc import Mapping
 from datetime import UTC
 from datetime import datetime
+from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import DateTime
 from sqlalchemy import MetaData
 from sqlalchemy import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm.instrumentation import manager_of_class
+
+T = TypeVar("T")
 
 # Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
 NAMING = {
@@ -43,3 +49,14 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def plain(cls: type[T], values: Mapping[str, Any]) -> T:
+    """A transient `cls` holding `values`, for rows read or written with plain statements (not the session's).
+
+    Same object as `cls(**values)`, but filled without the ORM's per-attribute events: ~2 us instead of ~26 us for
+    a task row, and a command builds several.
+    """
+    obj = manager_of_class(cls).new_instance()
+    obj.__dict__.update(values)
+    return obj

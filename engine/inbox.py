@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from engine.actor import Actor
 from engine.assignment import Assignment
+from engine.db import plain
 from engine.errors import Conflict
 from engine.errors import Forbidden
 from engine.models import HumanTask
@@ -29,20 +30,22 @@ def label(row: HumanTask) -> str:
 def new_row(task: SpiffTask, instance: ProcessInstance, assignment: Assignment, now: datetime) -> HumanTask:
     spec = task.task_spec
     # The form is copied: the row and the answers built from it must not share the cached spec's lists.
-    row = HumanTask(
+    row = plain(HumanTask, dict(
         id=str(task.id), instance_id=instance.id, process_key=instance.process_key,
         business_key=instance.business_key, bpmn_id=spec.bpmn_id, name=spec.bpmn_name,
         lane=getattr(spec, "lane", None), status=TaskStatus.OPEN, assignee=assignment.assignee,
         candidate_groups=assignment.candidate_groups, candidate_users=assignment.candidate_users,
         form=copy.deepcopy((spec.extensions or {}).get("form", [])), priority=assignment.priority,
         due_at=assignment.due_at, follow_up_at=assignment.follow_up_at, created_at=now,
-    )
+    ))
     return row
 
 
 _TASK = HumanTask.__table__
 _INSERT_TASK = insert(_TASK)
 _SELECT_TASK = select(_TASK).where(_TASK.c.id == bindparam("b_id"))
+# Built once: a statement constructed per call pays SQLAlchemy's cache-key generation and lookup each time.
+_INSERT_CANDIDATES = insert(TaskCandidate.__table__)
 
 
 def insert_rows(session: Session, rows: list[HumanTask]) -> None:
@@ -57,13 +60,13 @@ def insert_rows(session: Session, rows: list[HumanTask]) -> None:
     connection.execute(_INSERT_TASK, [{c.key: getattr(row, c.key) for c in _TASK.columns} for row in rows])
     candidates = [{"task_id": c.task_id, "kind": c.kind, "name": c.name} for row in rows for c in candidate_rows(row)]
     if candidates:
-        connection.execute(insert(TaskCandidate.__table__), candidates)
+        connection.execute(_INSERT_CANDIDATES, candidates)
 
 
 def load_row(session: Session, task_id: str) -> HumanTask | None:
     """One task row as a plain object (see insert_rows), or None."""
     row = session.connection().execute(_SELECT_TASK, {"b_id": task_id}).mappings().first()
-    return None if row is None else HumanTask(**row)
+    return None if row is None else plain(HumanTask, row)
 
 
 def candidate_rows(row: HumanTask) -> list[TaskCandidate]:

@@ -24,6 +24,7 @@ from engine import jobs
 from engine import messages
 from engine import reminders
 from engine import service_jobs
+from engine.db import plain
 from engine.errors import DealflowError
 from engine.handlers import HandlerRegistry
 from engine.history import Recorder
@@ -83,11 +84,12 @@ def run(workflow: BpmnWorkflow, action: Callable[[], None] | None, recorder: Rec
 
 
 def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
-    if failure or workflow.get_tasks(state=TaskState.ERROR):
+    # get_next_task stops at the first match, where get_tasks would walk the whole tree to build a list.
+    if failure or workflow.get_next_task(state=TaskState.ERROR) is not None:
         return InstanceStatus.ERROR
     if workflow.is_completed():
         return InstanceStatus.COMPLETED
-    if workflow.get_tasks(state=OPEN_WORK):
+    if workflow.get_next_task(state=OPEN_WORK) is not None:
         return InstanceStatus.RUNNING
     return InstanceStatus.WAITING
 
@@ -178,7 +180,7 @@ _SELECT_INSTANCE = select(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id")).
 def load_instance(session: Session, instance_id: int) -> ProcessInstance | None:
     """The instance row, locked (PostgreSQL: FOR UPDATE), as a plain object that `save_instance` writes back."""
     row = session.connection().execute(_SELECT_INSTANCE, {"b_id": instance_id}).mappings().first()
-    return None if row is None else ProcessInstance(**row)
+    return None if row is None else plain(ProcessInstance, row)
 
 
 def write_instance(instance, workflow, status, failure, now) -> None:

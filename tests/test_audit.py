@@ -70,3 +70,10 @@ def test_swapped_rows_are_caught(session_factory):
             setattr(b, f, va[f])
     result = _verify(session_factory)
     assert not result.ok and result.first_bad_seq == 2
+
+
+def test_digest_bytes_are_pinned():
+    # Rows already written were hashed this way: any change to the serialization stops old chains verifying.
+    digest = audit._digest_of("0" * 64, 7, datetime(2026, 1, 1, 9, 30, tzinfo=UTC), "zoë", "task_completed", 3,
+                              "t-1", "Review", {"amount": 12.5, "tags": ["a", "ü"], "nested": {"b": None, "a": True}})
+    assert digest == "9e62e2989c98a5d24f643922c2c93dbcc251cab83b4eb96f2577fbdd4503ad3f"
