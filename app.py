@@ -90,6 +90,7 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "DEALFLOW_MAIL_FROM": _env("MAIL_FROM", "dealflow@localhost"),
         "DEALFLOW_WEBHOOK_SECRET": _env("WEBHOOK_SECRET", None),
         "DEALFLOW_WEBHOOK_TIMEOUT": _env("WEBHOOK_TIMEOUT", None),
+        "DEALFLOW_WEBHOOK_ALLOWED_HOSTS": _env("WEBHOOK_ALLOWED_HOSTS", ""),
         "DEALFLOW_LOCALE": _env("LOCALE", "ru_RU"),
         # Reminders and overdue notices also go out by mail to the task's people (their e-mail in their account).
         "DEALFLOW_REMINDER_MAIL": _env("REMINDER_MAIL", "on"),

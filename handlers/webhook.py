@@ -8,6 +8,9 @@ Config:
     DEALFLOW_WEBHOOK_SECRET   when set, each request carries `X-Dealflow-Signature: sha256=<hex HMAC of the body>`;
                               when unset the request is sent unsigned (receivers that check will reject it)
     DEALFLOW_WEBHOOK_TIMEOUT  seconds for connecting and for each read, default 10
+    DEALFLOW_WEBHOOK_ALLOWED_HOSTS  comma list of host names or addresses that may resolve to private, loopback or
+                              link-local addresses (an internal accounting system); any other such target is refused,
+                              so a URL taken from process data cannot reach the inside of the network
 
 Every request carries `X-Dealflow-Delivery: <idempotency key>`, the same on every retry of one task's call, so the
 receiver can drop a delivery it has already processed. Redirects are not followed: the signed body goes only to
@@ -16,7 +19,9 @@ the host that was configured.
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,10 +58,13 @@ class WebhookHandler:
             self._timeout = float(raw) if raw not in (None, "") else 10.0
         except (TypeError, ValueError):
             raise ValueError(f"DEALFLOW_WEBHOOK_TIMEOUT must be a number of seconds, not {raw!r}.") from None
+        allowed = config.get("DEALFLOW_WEBHOOK_ALLOWED_HOSTS") or ""
+        self._internal = {host.strip().lower().strip("[]") for host in str(allowed).split(",") if host.strip()}
 
     def __call__(self, request: HandlerRequest) -> dict[str, Any]:
         """POST the payload once; the result holds the receiver's status and its JSON answer, if small."""
         url = _check_url(request.parameters.get("url"))
+        _check_target(url, self._internal)
         body = _body(request.parameters.get("payload", {}))
         headers = {"Content-Type": "application/json", "User-Agent": "Dealflow",
                    "X-Dealflow-Delivery": request.idempotency_key, "X-Dealflow-Topic": request.topic}
@@ -86,6 +94,23 @@ def _check_url(url: Any) -> str:
         raise HandlerError(f"Webhook URL {_shown(url)!r} must be an absolute http:// or https:// address.",
                            retryable=False)
     return url.strip()
+
+
+def _check_target(url: str, internal: set[str]) -> None:
+    """Refuse a host that resolves to a private, loopback, link-local or reserved address unless it is allowed."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host in internal:
+        return
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise HandlerError(f"Webhook host {host!r} could not be resolved ({exc.strerror}).") from exc
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        if not address.is_global:
+            raise HandlerError(
+                f"Webhook {_shown(url)!r} resolves to the internal address {address}; internal targets are refused "
+                f"unless their host is listed in DEALFLOW_WEBHOOK_ALLOWED_HOSTS.", retryable=False)
 
 
 def _shown(url: str) -> str:

@@ -27,7 +27,8 @@ def request(url: str, key: str = "job-77", **parameters) -> HandlerRequest:
 
 
 def post(url: str, secret: str | None = SECRET, timeout: str = "5", **parameters):
-    return WebhookHandler({"DEALFLOW_WEBHOOK_SECRET": secret, "DEALFLOW_WEBHOOK_TIMEOUT": timeout})(
+    return WebhookHandler({"DEALFLOW_WEBHOOK_SECRET": secret, "DEALFLOW_WEBHOOK_TIMEOUT": timeout,
+                           "DEALFLOW_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"})(
         request(url, **parameters))
 
 
@@ -66,9 +67,9 @@ def test_without_a_secret_the_delivery_is_sent_unsigned(http_server):
 
 
 def test_payload_defaults_to_an_empty_object_and_odd_values_are_sent_as_text(http_server):
-    WebhookHandler({})(HandlerRequest(topic="webhook.post", parameters={"url": http_server.url()}, instance_id=1,
-                                      business_key=None, variables={}, idempotency_key="k", element_id="e",
-                                      attempt=1))
+    WebhookHandler({"DEALFLOW_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"})(HandlerRequest(
+        topic="webhook.post", parameters={"url": http_server.url()}, instance_id=1, business_key=None, variables={},
+        idempotency_key="k", element_id="e", attempt=1))
     post(http_server.url(), payload={"due": date(2025, 3, 31)})
 
     assert [r.body for r in http_server.requests] == [b"{}", b'{"due":"2025-03-31"}']
@@ -158,3 +159,21 @@ def test_verify_signature_accepts_only_the_exact_body_and_secret():
 def test_a_wrong_timeout_setting_fails_when_the_handler_is_built():
     with pytest.raises(ValueError, match="DEALFLOW_WEBHOOK_TIMEOUT"):
         WebhookHandler({"DEALFLOW_WEBHOOK_TIMEOUT": "ten"})
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://localhost:9/hook", "http://10.1.2.3/hook",
+                                 "http://169.254.169.254/latest/meta-data", "http://[::1]:9/hook",
+                                 "http://192.168.0.10/1c/invoices"])
+def test_internal_targets_are_refused_unless_their_host_is_allowed(url):
+    request = HandlerRequest(topic="webhook.post", parameters={"url": url}, instance_id=1, business_key=None,
+                             variables={}, idempotency_key="k", element_id="Notify_accounting", attempt=1)
+    with pytest.raises(HandlerError) as refused:
+        WebhookHandler({})(request)
+    assert refused.value.retryable is False and "DEALFLOW_WEBHOOK_ALLOWED_HOSTS" in refused.value.message
+
+
+def test_an_allowed_internal_host_is_posted_to(http_server):
+    allowed = WebhookHandler({"DEALFLOW_WEBHOOK_ALLOWED_HOSTS": "accounting.local, 127.0.0.1"})
+    request = HandlerRequest(topic="webhook.post", parameters={"url": http_server.url()}, instance_id=1,
+                             business_key=None, variables={}, idempotency_key="k", element_id="e", attempt=1)
+    assert allowed(request)["webhook"]["status"] == 200
