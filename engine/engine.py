@@ -130,9 +130,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             if then is not None:
                 then(workflow)
 
-        outcome = step.run(workflow, begin, recorder)
-        # A new instance has no job or subscription rows yet, whatever the unstarted workflow looked like.
-        outcome.timers_before, outcome.subscriptions_before, outcome.services_before = {}, set(), {}
+        outcome = step.run(workflow, begin, recorder, new=True)
         recorder.records[0].details["path"] = outcome.path
         instance = ProcessInstance(
             definition_id=loaded.definition_id, process_key=loaded.key, business_key=business_key,

@@ -112,29 +112,26 @@ class ServiceCommands:
                                "this incident.", False)
             if instance is None or instance.status in FINAL:
                 return None
-            if job.kind == JobKind.MAIL:
-                request = HandlerRequest(
+
+            def request(variables: dict, key: str) -> HandlerRequest:
+                return HandlerRequest(
                     topic=job.topic, parameters=MappingProxyType(copy.deepcopy(payload.get("parameters") or {})),
-                    instance_id=instance.id, business_key=instance.business_key, variables=MappingProxyType({}),
-                    idempotency_key=f"dealflow-mail-{job.id}", element_id=job.element_id,
-                    attempt=job.attempts + 1, services=self._services)
-                return _Call(request, instance.id, None, None, registered.retry, detached=True)
+                    instance_id=instance.id, business_key=instance.business_key,
+                    variables=MappingProxyType(copy.deepcopy(variables)), idempotency_key=key,
+                    element_id=job.element_id, attempt=job.attempts + 1, services=self._services)
+
+            if job.kind == JobKind.MAIL:  # a reminder's mail: no task waits for it
+                return _Call(request({}, f"dealflow-mail-{job.id}"), instance.id, None, None, registered.retry,
+                             detached=True)
             workflow = load_workflow(instance.state_json, self._specs.get(session, instance.definition_id),
                                      self._script_engine)
             task = workflow.get_task_from_id(UUID(job.task_id))
             if task is None or task.state != TaskState.STARTED:
                 return None
             extensions = task.task_spec.extensions or {}
-            request = HandlerRequest(
-                topic=job.topic, parameters=MappingProxyType(copy.deepcopy(payload.get("parameters") or {})),
-                instance_id=instance.id, business_key=instance.business_key,
-                variables=MappingProxyType(copy.deepcopy(dict(task.data))),
-                idempotency_key=f"dealflow-{instance.id}-{job.task_id}", element_id=job.element_id,
-                attempt=job.attempts + 1, services=self._services,
-            )
             policy = retry_policy(extensions.get("properties") or {}, registered.retry)
-            return _Call(request, instance.id, payload.get("result_variable"), extensions.get("outputParameters"),
-                         policy)
+            return _Call(request(dict(task.data), f"dealflow-{instance.id}-{job.task_id}"), instance.id,
+                         payload.get("result_variable"), extensions.get("outputParameters"), policy)
 
     def _call(self, request: HandlerRequest) -> dict[str, Any]:
         result = self._handlers.get(request.topic).handler(request)

@@ -1,12 +1,7 @@
 """What handlers may change in Dealflow (engine.handlers.HandlerServices), each idempotent under a key."""
 
-from collections.abc import Callable
-from datetime import datetime
-
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-from sqlalchemy.orm import sessionmaker
 
 from engine.documents import DocumentServices
 from engine.models import Notification
@@ -15,11 +10,6 @@ from engine.models import Notification
 class EngineServices(DocumentServices):
     """Documents (engine/documents.py) and notifications, on the engine's database."""
 
-    def __init__(self, session_factory: sessionmaker[Session], clock: Callable[[], datetime]):
-        super().__init__(session_factory, clock)
-        self._notify_sf = session_factory
-        self._notify_clock = clock
-
     def notify(self, *, key: str, message: str, user: str | None = None, group: str | None = None,
                instance_id: int | None = None, business_key: str | None = None, kind: str = "handler") -> int:
         """Post a notification once per `key` (a repeated call returns the first one's id)."""
@@ -27,8 +17,8 @@ class EngineServices(DocumentServices):
         if existing is not None:
             return existing
         try:
-            with self._notify_sf() as session, session.begin():
-                row = Notification(created_at=self._notify_clock(), recipient_user=user, recipient_group=group,
+            with self._sf() as session, session.begin():
+                row = Notification(created_at=self._clock(), recipient_user=user, recipient_group=group,
                                    kind=kind, message=message, instance_id=instance_id, business_key=business_key,
                                    dedup_key=key)
                 session.add(row)
@@ -41,5 +31,5 @@ class EngineServices(DocumentServices):
             return found
 
     def _notification_by_key(self, key: str) -> int | None:
-        with self._notify_sf() as session:
+        with self._sf() as session:
             return session.scalar(select(Notification.id).where(Notification.dedup_key == key))

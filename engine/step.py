@@ -65,12 +65,16 @@ def describe_failure(exc: Exception) -> str:
     return f"{type(spec).__name__} {name!r} ({getattr(spec, 'bpmn_id', spec.name)}) failed: {reason}"
 
 
-def run(workflow: BpmnWorkflow, action: Callable[[], None] | None, recorder: Recorder) -> Outcome:
-    """Apply `action`, then run every engine step; a failure of designer code is returned, not raised."""
+def run(workflow: BpmnWorkflow, action: Callable[[], None] | None, recorder: Recorder, *,
+        new: bool = False) -> Outcome:
+    """Apply `action`, then run every engine step; a failure of designer code is returned, not raised.
+
+    `new`: the workflow of an instance not stored yet, which has no job or subscription rows to compare with.
+    """
     before = snapshot(workflow)
-    timers_before = jobs.waiting_timers(workflow)
-    subscriptions_before = messages.waiting_subscriptions(workflow)
-    services_before = service_jobs.waiting_services(workflow)
+    timers_before = {} if new else jobs.waiting_timers(workflow)
+    subscriptions_before = set() if new else messages.waiting_subscriptions(workflow)
+    services_before = {} if new else service_jobs.waiting_services(workflow)
     failure = None
     try:
         if action is not None:

@@ -116,6 +116,18 @@ class JobCommands:
                     jobs.record_failure(session, job_id, f"{type(exc).__name__}: {exc}", failed_at)
         return fired
 
+    def sweep(self) -> int:
+        """Fire everything due now, batch after batch, until a batch fires nothing; how many fired in all.
+
+        What the scheduler does each tick, the CLI's `sweep` and the demo: a backlog (after downtime) is drained
+        at once, not one batch per tick.
+        """
+        total = fired = self.fire_due_jobs()
+        while fired:
+            fired = self.fire_due_jobs()
+            total += fired
+        return total
+
     def list_jobs(self, *, instance_id: int | None = None, due_before: datetime | None = None,
                   limit: int = 100, offset: int = 0) -> list[dict]:
         """Pending jobs, soonest first (operators: what will fire, and when)."""

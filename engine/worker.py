@@ -26,7 +26,6 @@ def start_sweeper(engine, seconds: float) -> BackgroundScheduler:
 
 def _sweep(engine) -> None:
     try:
-        while engine.fire_due_jobs() > 0:
-            pass  # a backlog (after downtime) is drained now, not one batch per tick
+        engine.sweep()
     except Exception:  # noqa: BLE001 - a failing tick (database down) must not kill the scheduler thread
         log.exception("Dealflow job sweep failed; retrying on the next tick")

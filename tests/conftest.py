@@ -36,7 +36,8 @@ def db_url(request, tmp_path, sqlite_template):
         return dbutil.fresh_sqlite(sqlite_template, tmp_path)
     url = request.getfixturevalue("pg_database")
     if url is None:
-        pytest.skip(f"PostgreSQL tests need {dbutil.PG_ENV} (make test sets it when a server is reachable)")
+        pytest.skip(f"The PostgreSQL run needs {dbutil.PG_ENV}, e.g. "
+                    "postgresql+psycopg://postgres@127.0.0.1:5432/test (.ci/run sets it)")
     dbutil.reset_pg(url)
     return url
 

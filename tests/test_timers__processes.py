@@ -160,7 +160,7 @@ def pg_url():
     """A PostgreSQL database of this test's own (the run's shared one is emptied between tests)."""
     base = dbutil.pg_base_url()
     if base is None:
-        pytest.skip(f"The three-process test needs PostgreSQL: set {dbutil.PG_ENV} (make test does on CI)")
+        pytest.skip(f"The three-process test needs PostgreSQL: set {dbutil.PG_ENV} (.ci/run sets it)")
     url = dbutil.create_pg_database(base)
     yield url
     dbutil.drop_pg_database(base, url)

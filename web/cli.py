@@ -181,7 +181,7 @@ def _register(cli):
 
     @command(cli, "sweep", help="Fire every due timer and run every due service call (what the scheduler does).")
     def sweep():
-        fired = _services().engine.fire_due_jobs()
+        fired = _services().engine.sweep()
         return fmt.Output(f"Fired {fired} job(s).", {"fired": fired})
 
     @command(cli, "instances", help="List process instances, newest first.")

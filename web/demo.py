@@ -87,8 +87,7 @@ def setup_demo():
         for lead in LEADS:
             intake = take_lead_and_start(svc.session_factory, svc.engine, svc.engine.now(), process_key, form, **lead)
             click.echo(f"lead -> deal {intake.deal['id']} {intake.deal['title']!r}, owner {intake.deal['owner']}")
-        while svc.engine.fire_due_jobs():  # their first service calls (the owner's notification) run now
-            pass
+        svc.engine.sweep()  # their first service calls (the owner's notification) run now
     click.echo("\nDemo team (demo passwords; never use them in production):")
     for username, roles, groups in team:
         click.echo(f"  {username:<8} password {demo_password(username):<22} roles {roles:<11} groups {groups or '-'}")

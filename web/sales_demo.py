@@ -29,8 +29,11 @@ from crm.models import Deal
 from engine.actor import Actor
 from engine.documents import StoredDocument
 from engine.documents import list_documents
+from engine.engine import Engine
 from engine.migrate import upgrade
+from engine.models import Job
 from engine.models import Notification
+from engine.views import InstanceView
 from engine.views import TaskView
 from handlers import mail as mail_handler
 from web.demo import BPMN_DIR
@@ -54,65 +57,113 @@ class SimClock:
         return self.now
 
 
-class DealRun:
-    """One deal on its way through the funnel: who works it, the sweep, and what it produced."""
+class DealDriver:
+    """One deal's instance of the sales process, worked by hand on a clock that moves only when told to: its tasks
+    by BPMN id, the sweep, and what it produced (milestones, stages, documents, mails, notifications, jobs)."""
+
+    def __init__(self, engine: Engine, session_factory, clock, *, key: str, instance_id: int, owner: str,
+                 contact_email: str):
+        self.engine, self.sf, self.clock = engine, session_factory, clock
+        self.key, self.instance_id, self.owner = key, instance_id, owner
+        self.contact_email = contact_email.lower()
+        self.sweep()
+
+    def actor(self, who: Actor | str | None = None) -> Actor:
+        """`who` as an Actor: itself, a username, or (None) the deal's owner."""
+        if isinstance(who, Actor):
+            return who
+        with self.sf() as session:
+            return user_service.actor_for(session, who or self.owner)
+
+    # --- moving the deal --------------------------------------------------------------------------------------
+    def sweep(self) -> int:
+        return self.engine.sweep()
+
+    def later(self, **delta: float) -> int:
+        """Move the clock on and sweep."""
+        self.clock.advance(**delta)
+        return self.sweep()
+
+    def open_tasks(self) -> list[TaskView]:
+        return self.engine.get_instance(self.instance_id).open_tasks
+
+    def open_ids(self) -> list[str]:
+        return sorted(t.bpmn_id for t in self.open_tasks())
+
+    def task(self, bpmn_id: str) -> TaskView:
+        found = [t for t in self.open_tasks() if t.bpmn_id == bpmn_id]
+        if len(found) != 1:
+            raise AssertionError(f"Deal {self.key}: expected one open {bpmn_id}, open: {self.open_ids()}")
+        return found[0]
+
+    def complete(self, bpmn_id: str, who: Actor | str | None = None, **data: Any) -> InstanceView:
+        """`who` (default: the deal's owner) claims the task if it is offered, completes it with `data`, sweeps."""
+        task, actor = self.task(bpmn_id), self.actor(who)
+        if task.assignee is None:
+            self.engine.claim_task(task.id, actor=actor)
+        view = self.engine.complete_task(task.id, actor=actor, data=data)
+        self.sweep()
+        return view
+
+    def message(self, name: str, **payload: Any) -> None:
+        delivery = self.engine.correlate_message(name, business_key=self.key, actor=WEB_FORM, payload=payload)
+        if self.instance_id not in delivery.instances:
+            raise AssertionError(f"Deal {self.key}: message {name!r} reached {delivery.instances}, not this deal")
+        self.sweep()
+
+    def view(self) -> InstanceView:
+        return self.engine.get_instance(self.instance_id)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.view().variables
+
+    # --- what it produced ---------------------------------------------------------------------------------------
+    def events(self, kind: str | None = None) -> list:
+        return [e for e in self.engine.history(self.instance_id) if kind is None or e.event == kind]
+
+    def milestones(self) -> list[str]:
+        return [e.details["name"] for e in self.events("milestone_reached")]
+
+    def documents(self) -> list[StoredDocument]:
+        """The deal's documents, oldest first."""
+        return sorted(list_documents(self.sf, business_key=self.key), key=lambda d: d.id)
+
+    def mails(self) -> list[EmailMessage]:
+        """Mails to the deal's contact that the console transport kept."""
+        return [m for m in mail_handler.OUTBOX if self.contact_email in str(m["To"]).lower()]
+
+    def notifications(self) -> list[tuple[str, str]]:
+        """(recipient, message) of every notification for this deal, oldest first; groups as 'group:<name>'."""
+        with self.sf() as session:
+            rows = session.scalars(select(Notification).where(Notification.business_key == self.key)
+                                   .order_by(Notification.id))
+            return [(n.recipient_user or f"group:{n.recipient_group}", n.message) for n in rows]
+
+    def jobs(self) -> list[Job]:
+        with self.sf() as session:
+            return list(session.scalars(select(Job).where(Job.instance_id == self.instance_id).order_by(Job.due_at)))
+
+    def timer_elements(self) -> list[str]:
+        return sorted(j.element_id for j in self.jobs() if j.kind == "timer")
+
+
+class DealRun(DealDriver):
+    """A deal that came in as a lead through the CRM (deduplicated, assigned, its process started)."""
 
     def __init__(self, app, clock: SimClock, lead: dict[str, Any]):
         from app import services
 
-        self.svc, self.clock = services(app), clock
-        self.engine, self.sf = self.svc.engine, self.svc.session_factory
-        intake = take_lead_and_start(self.sf, self.engine, clock(), app.config["DEALFLOW_SALES_PROCESS"], WEB_FORM,
-                                     **lead)
+        svc = services(app)
+        intake = take_lead_and_start(svc.session_factory, svc.engine, clock(), app.config["DEALFLOW_SALES_PROCESS"],
+                                     WEB_FORM, **lead)
         if intake.error is not None:
             raise intake.error
-        self.deal_id, self.instance_id = intake.deal["id"], intake.instance.id
-        self.key, self.owner = str(self.deal_id), intake.deal["owner"]
-        self.amount = float(intake.deal["amount"])
-        self.contact_email = lead["contact"]["email"].lower()
-        self.sweep()
+        self.deal_id, self.amount = intake.deal["id"], float(intake.deal["amount"])
+        super().__init__(svc.engine, svc.session_factory, clock, key=str(self.deal_id),
+                         instance_id=intake.instance.id, owner=intake.deal["owner"],
+                         contact_email=lead["contact"]["email"])
 
-    def actor(self, username: str | None = None) -> Actor:
-        with self.sf() as session:
-            return user_service.actor_for(session, username or self.owner)
-
-    # --- moving the deal --------------------------------------------------------------------------------------
-    def sweep(self) -> int:
-        """Fire everything due now (service calls and timers) until nothing is left."""
-        total = fired = self.engine.fire_due_jobs()
-        while fired:
-            fired = self.engine.fire_due_jobs()
-            total += fired
-        return total
-
-    def later(self, **delta: float) -> int:
-        self.clock.advance(**delta)
-        return self.sweep()
-
-    def task(self, bpmn_id: str) -> TaskView:
-        found = [t for t in self.engine.get_instance(self.instance_id).open_tasks if t.bpmn_id == bpmn_id]
-        if len(found) != 1:
-            open_ids = sorted(t.bpmn_id for t in self.engine.get_instance(self.instance_id).open_tasks)
-            raise AssertionError(f"Deal {self.key}: expected one open {bpmn_id}, open: {open_ids}")
-        return found[0]
-
-    def complete(self, bpmn_id: str, who: str | None = None, **data: Any) -> None:
-        """`who` (default: the deal's owner) claims the task if it is offered, and completes it with `data`."""
-        task, actor = self.task(bpmn_id), self.actor(who)
-        if task.assignee is None:
-            self.engine.claim_task(task.id, actor=actor)
-        self.engine.complete_task(task.id, actor=actor, data=data)
-        self.sweep()
-
-    def message(self, name: str, **payload: Any) -> None:
-        self.engine.correlate_message(name, business_key=self.key, actor=WEB_FORM, payload=payload)
-        self.sweep()
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return self.engine.get_instance(self.instance_id).variables
-
-    # --- what it produced ---------------------------------------------------------------------------------------
     def timeline(self) -> list[dict[str, Any]]:
         with self.sf() as session:
             return stage_timeline(session, self.deal_id)
@@ -121,18 +172,6 @@ class DealRun:
         with self.sf() as session:
             deal = session.get(Deal, self.deal_id)
             return deal.status, deal.lost_reason
-
-    def documents(self) -> list[StoredDocument]:
-        return sorted(list_documents(self.sf, business_key=self.key), key=lambda d: d.id)
-
-    def mails(self) -> list[EmailMessage]:
-        return [m for m in mail_handler.OUTBOX if self.contact_email in str(m["To"]).lower()]
-
-    def notifications(self) -> list[tuple[str, str]]:
-        with self.sf() as session:
-            rows = session.scalars(select(Notification).where(Notification.business_key == self.key)
-                                   .order_by(Notification.id))
-            return [(n.recipient_user or f"group:{n.recipient_group}", n.message) for n in rows]
 
 
 # --- the paths ------------------------------------------------------------------------------------------------------
