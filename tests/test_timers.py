@@ -163,3 +163,13 @@ def test_a_timer_moved_earlier_by_an_operator_fires_then_and_once(engine, sessio
     clock.advance(seconds=11)
     assert engine.fire_due_jobs() == 0
     assert [e.event for e in engine.history(started.id)].count("timer_fired") == 1
+
+
+def test_a_sweep_drains_a_backlog_larger_than_one_batch(engine, session_factory, clock):
+    deploy(session_factory, "timer_at.bpmn")
+    fire_at = (clock() + timedelta(hours=1)).isoformat()
+    for _ in range(60):
+        engine.start_instance("timer_at", actor=DANA, variables={"fire_at": fire_at})
+    clock.advance(hours=2)
+    assert engine.sweep() == 60  # batches of 50, then the rest, in one call
+    assert engine.sweep() == 0 and _jobs(session_factory) == []
