@@ -19,6 +19,7 @@ from bench.common import DIAGRAM
 from bench.common import FORMS
 from bench.common import PROCESS_KEY
 from bench.common import variables
+from engine.database import SQLITE_STORAGE
 from engine.serialization import StateOnlyWorkflowConverter
 
 
@@ -94,9 +95,10 @@ class RawSpiff:
 
 
 def open_raw_sqlite(path: Path) -> sqlite3.Connection:
-    """A SQLite file tuned like Dealflow's (WAL, synchronous=NORMAL), with one state table."""
+    """A SQLite file tuned like Dealflow's (engine.database.SQLITE_STORAGE: WAL, synchronous=NORMAL, checkpoint
+    interval), with one state table."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    for pragma in SQLITE_STORAGE:
+        conn.execute(f"PRAGMA {pragma}")
     conn.execute("CREATE TABLE IF NOT EXISTS instance (id INTEGER PRIMARY KEY, state TEXT NOT NULL)")
     return conn

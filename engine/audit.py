@@ -8,13 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam
-from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from engine.models import AuditEvent
 from engine.models import AuditHead
+from engine.sql import InsertRows
+from engine.sql import Prepared
 
 GENESIS = "0" * 64
 HEAD_ID = 1
@@ -64,10 +65,10 @@ def _digest_of(prev_hash: str, seq: int, at: datetime, actor: str, event: str, i
 
 
 _HEAD = AuditHead.__table__
-_LOCK_HEAD = select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == HEAD_ID).with_for_update()
-_MOVE_HEAD = (update(_HEAD).where(_HEAD.c.id == HEAD_ID)
-              .values(last_seq=bindparam("b_seq"), last_hash=bindparam("b_hash")))
-_INSERT_EVENTS = insert(AuditEvent.__table__)
+_LOCK_HEAD = Prepared(select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == HEAD_ID).with_for_update())
+_MOVE_HEAD = Prepared(update(_HEAD).where(_HEAD.c.id == HEAD_ID)
+                      .values(last_seq=bindparam("b_seq"), last_hash=bindparam("b_hash")))
+_INSERT_EVENTS = InsertRows(AuditEvent.__table__)
 
 
 def append(session: Session, records: list[AuditRecord]) -> None:
@@ -80,8 +81,8 @@ def append(session: Session, records: list[AuditRecord]) -> None:
         return
     prepared = [(record, _json_safe(record.details)) for record in records]
     session.flush()
-    connection = session.connection()
-    seq, prev = connection.execute(_LOCK_HEAD).one()
+    head = _LOCK_HEAD.first(session)
+    seq, prev = head["last_seq"], head["last_hash"]
     rows = []
     for record, details in prepared:
         seq += 1
@@ -92,8 +93,8 @@ def append(session: Session, records: list[AuditRecord]) -> None:
                      "details": details, "prev_hash": prev, "hash": digest})
         prev = digest
     # Plain statements on the transaction's connection: one multi-row INSERT and one UPDATE, no unit of work.
-    connection.execute(_INSERT_EVENTS, rows)
-    connection.execute(_MOVE_HEAD, {"b_seq": seq, "b_hash": prev})
+    _INSERT_EVENTS.execute(session, rows)
+    _MOVE_HEAD.execute(session, {"b_seq": seq, "b_hash": prev})
 
 
 def verify(session: Session, batch: int = 5000) -> VerifyResult:

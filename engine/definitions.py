@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from engine.errors import NotFound
 from engine.models import ProcessDefinition
 from engine.serialization import specs_from_json
+from engine.sql import Prepared
 
 
 @dataclass(frozen=True)
@@ -50,18 +51,18 @@ class SpecCache:
         return loaded
 
 
-_LATEST = (select(ProcessDefinition.id, ProcessDefinition.version)
-           .where(ProcessDefinition.key == bindparam("b_key"))
-           .order_by(ProcessDefinition.version.desc()).limit(1))
-_VERSION = _LATEST.where(ProcessDefinition.version == bindparam("b_version"))
+_LATEST_QUERY = (select(ProcessDefinition.id, ProcessDefinition.version)
+                 .where(ProcessDefinition.key == bindparam("b_key"))
+                 .order_by(ProcessDefinition.version.desc()).limit(1))
+_LATEST = Prepared(_LATEST_QUERY)
+_VERSION = Prepared(_LATEST_QUERY.where(ProcessDefinition.version == bindparam("b_version")))
 
 
 def resolve_definition_id(session: Session, key: str, version: int | None) -> int:
     """The id of version `version` of process `key`, or of its latest version."""
-    # Built once: every start asks this, and building the statement cost more than running it.
     query, params = (_LATEST, {"b_key": key}) if version is None else (_VERSION, {"b_key": key, "b_version": version})
-    row = session.connection().execute(query, params).first()
+    row = query.first(session, params)
     if row is None:
         which = f"version {version} of " if version is not None else ""
         raise NotFound(f"There is no {which}process {key!r}; deploy it first or check the key.")
-    return row.id
+    return row["id"]

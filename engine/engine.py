@@ -51,6 +51,7 @@ from engine.sandbox import ScriptPool
 from engine.sandbox import make_script_engine
 from engine.service_commands import DEFAULT_SERVICE_LEASE
 from engine.service_commands import ServiceCommands
+from engine.sql import bind_dbapi
 from engine.status import FINAL
 from engine.status import ensure_active
 from engine.status import transition
@@ -91,11 +92,18 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
 
     @contextmanager
     def _command(self, now: datetime | None = None) -> Iterator[tuple[Session, datetime]]:
-        """One write transaction at one frozen instant; a lost optimistic-lock race is a Conflict, nothing applied."""
+        """One write transaction at one frozen instant; a lost optimistic-lock race is a Conflict, nothing applied.
+
+        The transaction is the connection's; the command's Session joins it, and its pending ORM changes are flushed
+        before the commit. Half the price of a Session's own begin/commit, which every command would pay.
+        """
         try:
-            with self._clock.frozen(now) as frozen, self._sf() as session, session.begin():
-                session.connection(execution_options={"dealflow_write": True})
-                yield session, frozen
+            with self._clock.frozen(now) as frozen, self._sf.kw["bind"].connect() as connection:
+                connection.execution_options(dealflow_write=True)
+                with connection.begin(), self._sf(bind=connection, join_transaction_mode="rollback_only") as session:
+                    bind_dbapi(session, connection)
+                    yield session, frozen
+                    session.flush()
         except StaleDataError as exc:
             raise Conflict("Someone else changed this process instance at the same moment; "
                            "nothing of yours was applied. Refresh and try again.") from exc
@@ -285,7 +293,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         (parallel branches, multi-instance): then they are read, in the transaction, as get_instance reads them.
         """
         created = {row.id for row in new_rows}
-        if any(str(t.id) not in created for t in workflow.get_tasks(state=TaskState.READY) if is_human(t)):
+        if any(t.state == TaskState.READY and is_human(t) and str(t.id) not in created for t in iter_tasks(workflow)):
             tasks = queries.open_task_views(session, instance.id)
         else:
             tasks = [TaskView.of(row) for row in sorted(new_rows, key=lambda row: (row.created_at, row.id))]

@@ -5,7 +5,6 @@ from datetime import datetime
 
 from SpiffWorkflow.task import Task as SpiffTask
 from sqlalchemy import bindparam
-from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -19,6 +18,8 @@ from engine.models import HumanTask
 from engine.models import ProcessInstance
 from engine.models import TaskCandidate
 from engine.models import TaskStatus
+from engine.sql import InsertRows
+from engine.sql import Prepared
 
 MANAGERS = ("admin", "supervisor")
 
@@ -42,10 +43,9 @@ def new_row(task: SpiffTask, instance: ProcessInstance, assignment: Assignment, 
 
 
 _TASK = HumanTask.__table__
-_INSERT_TASK = insert(_TASK)
-_SELECT_TASK = select(_TASK).where(_TASK.c.id == bindparam("b_id"))
-# Built once: a statement constructed per call pays SQLAlchemy's cache-key generation and lookup each time.
-_INSERT_CANDIDATES = insert(TaskCandidate.__table__)
+_INSERT_TASKS = InsertRows(_TASK)
+_SELECT_TASK = Prepared(select(_TASK).where(_TASK.c.id == bindparam("b_id")))
+_INSERT_CANDIDATES = InsertRows(TaskCandidate.__table__)
 
 
 def insert_rows(session: Session, rows: list[HumanTask]) -> None:
@@ -56,23 +56,21 @@ def insert_rows(session: Session, rows: list[HumanTask]) -> None:
     """
     if not rows:
         return
-    connection = session.connection()
-    connection.execute(_INSERT_TASK, [{c.key: getattr(row, c.key) for c in _TASK.columns} for row in rows])
-    candidates = [{"task_id": c.task_id, "kind": c.kind, "name": c.name} for row in rows for c in candidate_rows(row)]
-    if candidates:
-        connection.execute(_INSERT_CANDIDATES, candidates)
+    _INSERT_TASKS.execute(session, [row.__dict__ for row in rows])
+    _INSERT_CANDIDATES.execute(session, [{"task_id": row.id, "kind": kind, "name": name}
+                                         for row in rows for kind, name in candidate_pairs(row)])
 
 
 def load_row(session: Session, task_id: str) -> HumanTask | None:
     """One task row as a plain object (see insert_rows), or None."""
-    row = session.connection().execute(_SELECT_TASK, {"b_id": task_id}).mappings().first()
+    row = _SELECT_TASK.first(session, {"b_id": task_id})
     return None if row is None else plain(HumanTask, row)
 
 
-def candidate_rows(row: HumanTask) -> list[TaskCandidate]:
-    return [TaskCandidate(task_id=row.id, kind="group", name=g) for g in dict.fromkeys(row.candidate_groups)] + [
-        TaskCandidate(task_id=row.id, kind="user", name=u) for u in dict.fromkeys(row.candidate_users)
-    ]
+def candidate_pairs(row: HumanTask) -> list[tuple[str, str]]:
+    """(kind, name) of the task's candidate rows: each group, then each user, once."""
+    return [("group", g) for g in dict.fromkeys(row.candidate_groups)] + [
+        ("user", u) for u in dict.fromkeys(row.candidate_users)]
 
 
 def is_candidate(row: HumanTask, actor: Actor) -> bool:
@@ -159,16 +157,15 @@ def assign(session: Session, row: HumanTask, username: str, actor: Actor, now: d
     return previous
 
 
-_CLOSE = (update(HumanTask.__table__)
-          .where(HumanTask.id == bindparam("task_id"), HumanTask.status == TaskStatus.OPEN)
-          .values(status=bindparam("new_status"), completed_at=bindparam("at"), completed_by=bindparam("by")))
+_CLOSE = Prepared(update(HumanTask.__table__)
+                  .where(HumanTask.id == bindparam("task_id"), HumanTask.status == TaskStatus.OPEN)
+                  .values(status=bindparam("new_status"), completed_at=bindparam("at"), completed_by=bindparam("by")))
 
 
 def close(session: Session, row: HumanTask, status: TaskStatus, actor: str | None, now: datetime) -> None:
     """Mark an open task completed or cancelled, guarded so two closers cannot both succeed."""
-    # Built once (above): on every completion, constructing the statement cost more than running it.
-    result = session.connection().execute(_CLOSE, {"task_id": row.id, "new_status": status, "at": now, "by": actor})
-    if result.rowcount != 1:
+    changed = _CLOSE.execute(session, {"task_id": row.id, "new_status": status, "at": now, "by": actor})
+    if changed != 1:
         raise Conflict(f"The {label(row)} was closed by someone else a moment ago; refresh your inbox.")
     row.status, row.completed_at, row.completed_by = status, now, actor
 

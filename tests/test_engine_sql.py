@@ -1,0 +1,62 @@
+"""Prepared statements (engine/sql.py) against SQLAlchemy Core on the same rows: same SQL, same types back."""
+
+from datetime import UTC
+from datetime import datetime
+
+import pytest
+from sqlalchemy import bindparam
+from sqlalchemy import select
+
+from engine.models import AuditEvent
+from engine.sql import InsertRows
+from engine.sql import Prepared
+
+EVENTS = AuditEvent.__table__
+AT = datetime(2026, 11, 23, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+def _event(seq: int, **values) -> dict:
+    return {"seq": seq, "at": AT, "actor": "alice", "event": "task_completed", "instance_id": seq % 3 or None,
+            "task_id": f"task-{seq}", "element_id": "Review", "details": {"data": {"ok": True}, "n": [seq, "x"]},
+            "prev_hash": "0" * 64, "hash": f"{seq:064d}"} | values
+
+
+def test_rows_written_and_read_through_prepared_statements_match_core(session_factory):
+    by_seq = Prepared(select(EVENTS).where(EVENTS.c.seq == bindparam("b_seq")))
+    with session_factory() as session, session.begin():
+        InsertRows(EVENTS).execute(session, [_event(1), _event(2, at=datetime(2027, 1, 1, tzinfo=UTC), details={})])
+        prepared = [by_seq.first(session, {"b_seq": n}) for n in (1, 2)]
+        core = [dict(session.execute(select(EVENTS).where(EVENTS.c.seq == n)).mappings().one()) for n in (1, 2)]
+        missing = by_seq.first(session, {"b_seq": 3})
+    assert prepared == core and missing is None
+    assert prepared[0]["at"] == AT and prepared[0]["at"].tzinfo is not None
+    assert prepared[0]["details"] == {"data": {"ok": True}, "n": [1, "x"]} and prepared[1]["details"] == {}
+    assert prepared[0]["instance_id"] == 1 and prepared[1]["instance_id"] == 2
+
+
+def test_an_insert_larger_than_one_statement_is_split(session_factory):
+    insert = InsertRows(EVENTS)
+    rows = [_event(n) for n in range(1, insert.chunk * 2 + 8)]
+    everything = Prepared(select(EVENTS.c.seq, EVENTS.c.hash).order_by(EVENTS.c.seq))
+    with session_factory() as session, session.begin():
+        insert.execute(session, rows)
+        stored = everything.all(session)
+    assert stored == [{"seq": row["seq"], "hash": row["hash"]} for row in rows]
+
+
+def test_an_update_reports_the_rows_it_changed(session_factory):
+    rename = Prepared(EVENTS.update().where(EVENTS.c.seq == bindparam("b_seq"), EVENTS.c.actor == "alice")
+                      .values(actor=bindparam("b_actor"), at=bindparam("b_at")))
+    later = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    with session_factory() as session, session.begin():
+        InsertRows(EVENTS).execute(session, [_event(1)])
+        first = rename.execute(session, {"b_seq": 1, "b_actor": "bob", "b_at": later})
+        second = rename.execute(session, {"b_seq": 1, "b_actor": "carol", "b_at": later})
+        row = session.execute(select(EVENTS.c.actor, EVENTS.c.at)).one()
+    assert (first, second) == (1, 0) and (row.actor, row.at) == ("bob", later)
+
+
+def test_expanding_parameters_are_refused(session_factory):
+    query = Prepared(select(EVENTS.c.seq).where(EVENTS.c.seq.in_(bindparam("seqs", expanding=True))))
+    with session_factory() as session, session.begin(), pytest.raises(ValueError, match="IN parameters"):
+        query.all(session, {"seqs": [1, 2]})
