@@ -1,14 +1,10 @@
 """The Dealflow engine on the bench diagram: databases to run it on, the run itself, and SQL counting."""
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
@@ -19,6 +15,8 @@ from bench.common import FORMS
 from bench.common import PROCESS_KEY
 from bench.common import ROOT
 from bench.common import variables
+from bench.sqlcount import SqlCounter
+from bench.sqlcount import Transaction
 from engine.database import create_db_engine
 from engine.database import make_session_factory
 from engine.engine import Engine
@@ -80,74 +78,6 @@ def run_instances(engine: Engine, count: int, first: int = 0) -> None:
             task = view.open_tasks[0]
             view = engine.complete_task(task.id, actor=ACTOR, data=FORMS[task.bpmn_id])
         assert view.status == "completed", view
-
-
-@dataclass
-class Transaction:
-    statements: int = 0
-    wrote: bool = False
-
-
-@dataclass
-class SqlCounter:
-    """Counts statements and transactions on one SQLAlchemy engine (BEGIN and COMMIT are not statements)."""
-
-    transactions: list[Transaction] = field(default_factory=list)
-    current: dict[int, Transaction] = field(default_factory=dict)
-    active: bool = False
-
-    def attach(self, sql: SqlEngine) -> None:
-        event.listen(sql, "before_cursor_execute", self._execute)
-        event.listen(sql, "commit", self._commit)
-        event.listen(sql, "rollback", self._rollback)
-
-    def detach(self, sql: SqlEngine) -> None:
-        event.remove(sql, "before_cursor_execute", self._execute)
-        event.remove(sql, "commit", self._commit)
-        event.remove(sql, "rollback", self._rollback)
-
-    def _execute(self, conn, cursor, statement, parameters, context, executemany):
-        if not self.active or statement.lstrip().upper().startswith("BEGIN"):
-            return
-        tx = self.current.setdefault(id(conn), Transaction())
-        tx.statements += 1
-        head = statement.lstrip()[:6].upper()
-        if head in ("INSERT", "UPDATE", "DELETE") or "FOR UPDATE" in statement.upper():
-            tx.wrote = True
-
-    def _end(self, conn, committed: bool):
-        tx = self.current.pop(id(conn), None)
-        if self.active and tx is not None:
-            tx.wrote = tx.wrote and committed
-            self.transactions.append(tx)
-
-    def _commit(self, conn):
-        self._end(conn, True)
-
-    def _rollback(self, conn):
-        self._end(conn, False)
-
-    @contextmanager
-    def counting(self) -> Iterator["SqlCounter"]:
-        self.transactions.clear()
-        self.current.clear()
-        self.active = True
-        try:
-            yield self
-        finally:
-            self.active = False
-
-    @property
-    def statements(self) -> int:
-        return sum(t.statements for t in self.transactions)
-
-    @property
-    def write_transactions(self) -> int:
-        return sum(1 for t in self.transactions if t.wrote)
-
-    @property
-    def write_statements(self) -> int:
-        return sum(t.statements for t in self.transactions if t.wrote)
 
 
 def count_per_step(db: Database, engine: Engine, instances: int = 20) -> dict:
