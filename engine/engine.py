@@ -154,12 +154,12 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
     def complete_task(self, task_id: str, *, actor: Actor, data: dict[str, Any] | None = None) -> InstanceView:
         """Complete a user task with form data (validated), then run the process to its next wait state."""
         with self._command() as (session, now):
-            row = self._task_row(session, task_id)
+            found = step.load_task_and_instance(session, str(task_id))
+            if found is None:
+                raise NotFound(_NO_TASK.format(task_id=task_id))
+            row, instance = found
             inbox.ensure_can_work(row, actor)
             cleaned = validate_form(row.form, data or {}, row.name or row.bpmn_id)
-            instance = step.load_instance(session, row.instance_id)
-            if instance is None:
-                raise NotFound(f"There is no process instance {row.instance_id}.")
             ensure_active(instance.id, instance.status)
             loaded = self._specs.get(session, instance.definition_id)
             workflow = self._workflows.take(instance.id, instance.lock_version)
@@ -302,7 +302,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
     def _task_row(self, session: Session, task_id: str) -> HumanTask:
         row = inbox.load_row(session, str(task_id))
         if row is None:
-            raise NotFound(f"There is no task {task_id!r}; it may belong to another system or never existed.")
+            raise NotFound(_NO_TASK.format(task_id=task_id))
         return row
 
     def _lock_instance(self, session: Session, instance_id: int) -> ProcessInstance:
@@ -311,6 +311,9 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             raise NotFound(f"There is no process instance {instance_id}.")
         ensure_active(instance.id, instance.status)
         return instance
+
+
+_NO_TASK = "There is no task {task_id!r}; it may belong to another system or never existed."
 
 
 def _apply_start_form(spec, variables: dict[str, Any]) -> dict[str, Any]:

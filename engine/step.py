@@ -185,13 +185,23 @@ def save_instance(session: Session, instance: ProcessInstance) -> None:
     instance.lock_version += 1
 
 
-_SELECT_INSTANCE = Prepared(select(_INSTANCE).where(_INSTANCE.c.id == bindparam("b_id")).with_for_update())
+_TASK = HumanTask.__table__
+_SELECT_TASK_AND_INSTANCE = Prepared(
+    select(*(c.label(f"t_{c.key}") for c in _TASK.columns), *(c.label(f"i_{c.key}") for c in _INSTANCE.columns))
+    .join_from(_TASK, _INSTANCE, _TASK.c.instance_id == _INSTANCE.c.id)
+    .where(_TASK.c.id == bindparam("b_id"))
+    .with_for_update(of=_INSTANCE)
+)
 
 
-def load_instance(session: Session, instance_id: int) -> ProcessInstance | None:
-    """The instance row, locked (PostgreSQL: FOR UPDATE), as a plain object that `save_instance` writes back."""
-    row = _SELECT_INSTANCE.first(session, {"b_id": instance_id})
-    return None if row is None else plain(ProcessInstance, row)
+def load_task_and_instance(session: Session, task_id: str) -> tuple[HumanTask, ProcessInstance] | None:
+    """A task row and its instance row in one statement, the instance locked (PostgreSQL: FOR UPDATE), as plain
+    objects (the instance is what `save_instance` writes back); None if there is no such task."""
+    row = _SELECT_TASK_AND_INSTANCE.first(session, {"b_id": task_id})
+    if row is None:
+        return None
+    return (plain(HumanTask, {key[2:]: value for key, value in row.items() if key[0] == "t"}),
+            plain(ProcessInstance, {key[2:]: value for key, value in row.items() if key[0] == "i"}))
 
 
 def write_instance(instance, workflow, status, failure, now) -> None:
