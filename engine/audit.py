@@ -16,6 +16,7 @@ from engine.models import AuditEvent
 from engine.models import AuditHead
 from engine.sql import InsertRows
 from engine.sql import Prepared
+from engine.sql import pipelined
 
 GENESIS = "0" * 64
 HEAD_ID = 1
@@ -92,9 +93,10 @@ def append(session: Session, records: list[AuditRecord]) -> None:
                      "instance_id": record.instance_id, "task_id": record.task_id, "element_id": record.element_id,
                      "details": details, "prev_hash": prev, "hash": digest})
         prev = digest
-    # Plain statements on the transaction's connection: one multi-row INSERT and one UPDATE, no unit of work.
-    _INSERT_EVENTS.execute(session, rows)
-    _MOVE_HEAD.execute(session, {"b_seq": seq, "b_hash": prev})
+    # Plain statements on the transaction's connection: one multi-row INSERT and one UPDATE, sent together.
+    with pipelined(session):
+        _INSERT_EVENTS.execute(session, rows)
+        _MOVE_HEAD.execute(session, {"b_seq": seq, "b_hash": prev})
 
 
 def verify(session: Session, batch: int = 5000) -> VerifyResult:

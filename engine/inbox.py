@@ -20,6 +20,7 @@ from engine.models import TaskCandidate
 from engine.models import TaskStatus
 from engine.sql import InsertRows
 from engine.sql import Prepared
+from engine.sql import pipelined
 
 MANAGERS = ("admin", "supervisor")
 
@@ -56,9 +57,10 @@ def insert_rows(session: Session, rows: list[HumanTask]) -> None:
     """
     if not rows:
         return
-    _INSERT_TASKS.execute(session, [row.__dict__ for row in rows])
-    _INSERT_CANDIDATES.execute(session, [{"task_id": row.id, "kind": kind, "name": name}
-                                         for row in rows for kind, name in candidate_pairs(row)])
+    with pipelined(session):
+        _INSERT_TASKS.execute(session, [row.__dict__ for row in rows])
+        _INSERT_CANDIDATES.execute(session, [{"task_id": row.id, "kind": kind, "name": name}
+                                             for row in rows for kind, name in candidate_pairs(row)])
 
 
 def load_row(session: Session, task_id: str) -> HumanTask | None:

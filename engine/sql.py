@@ -14,8 +14,10 @@ column defaults (give every column of an insert), expanding IN parameters.
 
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from sqlalchemy import Table
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
@@ -45,6 +48,31 @@ def dbapi_connection(session: Session):
 def bind_dbapi(session: Session, connection: Connection) -> None:
     """Remember the DBAPI connection under `connection`, whose transaction `session` joined for its whole life."""
     session.info[_DBAPI] = connection.connection.dbapi_connection
+
+
+@contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """Send the writes inside in one round trip where the driver can (psycopg's pipeline mode; SQLite has no
+    round trips to save). Only for `Prepared`/`InsertRows` writes whose row counts nobody reads: the results
+    arrive, and any error is raised, when the block ends."""
+    connection = dbapi_connection(session)
+    pipeline = getattr(connection, "pipeline", None)
+    if pipeline is None:
+        yield
+        return
+    with driver_errors(session, "(pipelined statements)", None), pipeline():
+        yield
+
+
+@contextmanager
+def driver_errors(session: Session, statement: str, params: Any) -> Iterator[None]:
+    """Raise the driver's errors as SQLAlchemy's (IntegrityError, OperationalError, DataError...), as the rest of
+    the code, the API's error handlers included, expects them."""
+    dialect = session.get_bind().dialect
+    try:
+        yield
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(statement, params, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
 
 
 @dataclass(frozen=True)
@@ -107,35 +135,28 @@ class Prepared:
             compiled = self._compiled[type(dialect)] = _compile(self.statement, dialect, self._column_keys)
         return compiled, connection
 
+    def _run(self, session: Session, params: Mapping[str, Any] | None, fetch: Callable[[Any], Any]) -> Any:
+        compiled, connection = self._for(session)
+        values = compiled.parameters(params or {})
+        with driver_errors(session, compiled.sql, values):
+            cursor = connection.cursor()
+            try:
+                cursor.execute(compiled.sql, values)
+                return compiled, fetch(cursor)
+            finally:
+                cursor.close()
+
     def execute(self, session: Session, params: Mapping[str, Any] | None = None) -> int:
         """Run it; the number of rows it changed."""
-        compiled, connection = self._for(session)
-        cursor = connection.cursor()
-        try:
-            cursor.execute(compiled.sql, compiled.parameters(params or {}))
-            return cursor.rowcount
-        finally:
-            cursor.close()
+        return self._run(session, params, lambda cursor: cursor.rowcount)[1]
 
     def first(self, session: Session, params: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """The first row (SELECT, or INSERT/UPDATE ... RETURNING) as {column key: value}, or None."""
-        compiled, connection = self._for(session)
-        cursor = connection.cursor()
-        try:
-            cursor.execute(compiled.sql, compiled.parameters(params or {}))
-            raw = cursor.fetchone()
-        finally:
-            cursor.close()
+        compiled, raw = self._run(session, params, lambda cursor: cursor.fetchone())
         return None if raw is None else compiled.row(raw)
 
     def all(self, session: Session, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        compiled, connection = self._for(session)
-        cursor = connection.cursor()
-        try:
-            cursor.execute(compiled.sql, compiled.parameters(params or {}))
-            raws = cursor.fetchall()
-        finally:
-            cursor.close()
+        compiled, raws = self._run(session, params, lambda cursor: cursor.fetchall())
         return [compiled.row(raw) for raw in raws]
 
 

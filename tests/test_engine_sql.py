@@ -5,11 +5,14 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import bindparam
+from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from engine.models import AuditEvent
 from engine.sql import InsertRows
 from engine.sql import Prepared
+from engine.sql import pipelined
 
 EVENTS = AuditEvent.__table__
 AT = datetime(2026, 11, 23, 9, 30, 15, 123456, tzinfo=UTC)
@@ -60,3 +63,20 @@ def test_expanding_parameters_are_refused(session_factory):
     query = Prepared(select(EVENTS.c.seq).where(EVENTS.c.seq.in_(bindparam("seqs", expanding=True))))
     with session_factory() as session, session.begin(), pytest.raises(ValueError, match="IN parameters"):
         query.all(session, {"seqs": [1, 2]})
+
+
+def test_driver_errors_arrive_as_sqlalchemys_and_nothing_is_applied(session_factory):
+    insert = InsertRows(EVENTS)
+    count = Prepared(select(func.count().label("n")).select_from(EVENTS))
+    for attempt in (lambda s: insert.execute(s, [_event(1), _event(1)]),
+                    lambda s: _pipelined_duplicate(s, insert)):
+        with pytest.raises(IntegrityError), session_factory() as session, session.begin():
+            attempt(session)
+    with session_factory() as session, session.begin():
+        assert count.first(session)["n"] == 0
+
+
+def _pipelined_duplicate(session, insert: InsertRows) -> None:
+    with pipelined(session):
+        insert.execute(session, [_event(5)])
+        insert.execute(session, [_event(5)])
