@@ -2,9 +2,15 @@
 
 A definition's spec is serialized once, at deploy time. An instance stores only its state (tasks and data);
 on load the cached spec objects are plugged back in, which is what makes a command cheap.
+
+The state is written after every command, so its cost per command must not grow with the instance: each task's
+JSON is kept between dumps of the same workflow object (see `TaskJsonCache`) and re-encoded only when what the
+stock task converter would write for it changed. The text is the stock state, byte for byte the same content.
 """
 
 import json
+import threading
+import weakref
 from copy import deepcopy
 from datetime import date
 from decimal import Decimal
@@ -81,10 +87,94 @@ def specs_from_json(text: str) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSp
 
 
 def state_to_json(workflow: BpmnWorkflow) -> str:
-    """The workflow's state without its spec."""
-    dct: dict[str, Any] = REGISTRY.convert(workflow)
-    dct["format"] = STATE_FORMAT
-    return json.dumps(dct, separators=(",", ":"))
+    """The workflow's state without its spec (what `StateOnlyWorkflowConverter` writes), tasks from `TASK_JSON`."""
+    head = _workflow_head(workflow)
+    head["bpmn_events"] = REGISTRY.convert(workflow.bpmn_events)
+    head["format"] = STATE_FORMAT
+    subprocesses = ",".join(f'"{task_id}":{_subprocess_json(sub)}' for task_id, sub in workflow.subprocesses.items())
+    return _close(_ENCODE(head), f',"subprocesses":{{{subprocesses}}},"tasks":{TASK_JSON.tasks_json(workflow)}')
+
+
+def _workflow_head(workflow) -> dict[str, Any]:
+    """WorkflowConverter.to_dict without the tasks (SpiffWorkflow 3.2), with the registry's typename."""
+    return {
+        "data": REGISTRY.convert(REGISTRY.clean(workflow.data)),
+        "correlations": workflow.correlations,
+        "last_task": str(workflow.last_task.id) if workflow.last_task is not None else None,
+        "success": workflow.success,
+        "completed": workflow.completed,
+        "root": str(workflow.task_tree.id),
+        "typename": REGISTRY.typenames[type(workflow)],
+    }
+
+
+def _subprocess_json(sub) -> str:
+    """BpmnSubWorkflowConverter.to_dict as JSON, its tasks from the cache."""
+    head = _workflow_head(sub)
+    head["parent_task_id"] = str(sub.parent_task_id)
+    head["spec"] = sub.spec.name
+    return _close(_ENCODE(head), f',"tasks":{TASK_JSON.tasks_json(sub)}')
+
+
+def _close(head_json: str, members: str) -> str:
+    """Append members (',"key":value' text) to an encoded, non-empty JSON object."""
+    return head_json[:-1] + members + "}"
+
+
+# json.dumps(dct, separators=...) builds a new encoder per call; one, built once, writes the same text.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class TaskJsonCache:
+    """Each task's JSON from the last dump of a workflow object, reused while the task is what it was.
+
+    SpiffWorkflow's task converter writes a task's data as a delta against its parent's data, so a task's text
+    depends on the task's own fields and on its parent's data; both are compared on every dump (a multi-instance
+    child sees every merge into its parent). Scalars are compared as they are; the delta and the internal data
+    by their repr (type-exact for JSON values: True is not 1, 1.0 is not 1, and key order counts). A task whose
+    fingerprint is unchanged keeps its text; the others go through the stock converter. The comparison is
+    O(tasks) in cheap steps; converting and encoding, the expensive part, is O(changed tasks).
+    """
+
+    def __init__(self):
+        self._entries: weakref.WeakKeyDictionary[Any, dict[UUID, tuple]] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def tasks_json(self, workflow) -> str:
+        """The JSON object {task id: task} of one (sub-)workflow."""
+        with self._lock:
+            before = self._entries.get(workflow, {})
+        after = {}
+        tasks = workflow.tasks
+        for task_id, task in tasks.items():
+            parent = tasks.get(task._parent)
+            key = (task.state, task.last_state_change, task.triggered, task.task_spec.name, parent is not None,
+                   task._parent, tuple(task._children), _content_of(task, parent))
+            entry = before.get(task_id)
+            if entry is None or entry[0] != key:
+                entry = (key, f'"{task_id}":{_ENCODE(REGISTRY.convert(task))}')
+            after[task_id] = entry
+        with self._lock:
+            self._entries[workflow] = after
+        return "{" + ",".join([entry[1] for entry in after.values()]) + "}"
+
+
+def _content_of(task, parent) -> str:
+    """What the task converter writes of the task's data and internal data, type-exact.
+
+    repr, not JSON: a few times cheaper on small values, and as exact for the JSON types the state can hold
+    (a value the encoder cannot write never gets a cached entry: encoding it raises, as it always did).
+    """
+    data = task.data
+    if parent is None:
+        return repr((data, task.internal_data))
+    # DeepMerge.get_updated_keys / get_deleted_keys, as TaskConverter.to_dict computes the delta.
+    pdata = parent.data
+    return repr(({key: value for key, value in data.items() if key not in pdata or value != pdata[key]},
+                 [key for key in pdata if key not in data], task.internal_data))
+
+
+TASK_JSON = TaskJsonCache()
 
 
 def workflow_from_json(
