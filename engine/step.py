@@ -124,10 +124,11 @@ def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
             # The task still gets its row (nothing is lost); the instance shows the error until fixed.
             resolved.append((task, assignment.Assignment()))
             failure = failure or str(exc)
-    new_status = transition(instance.id, instance.status, status_of(workflow, failure))
+    old_status = instance.status
+    new_status = transition(instance.id, old_status, status_of(workflow, failure))
     write_instance(instance, workflow, new_status, failure, now)
     is_new = instance.id is None
-    save_instance(session, instance)
+    save_instance(session, instance, status_changed=new_status != old_status)
     if is_new:
         recorder.bind(instance.id)
     new_rows = [inbox.new_row(task, instance, a, now) for task, a in resolved]
@@ -157,14 +158,22 @@ _INSTANCE = ProcessInstance.__table__
 _INSERTED = tuple(column.key for column in _INSTANCE.columns if column.key != "id")
 _INSERT_INSTANCE = Prepared(insert(_INSTANCE).returning(_INSTANCE.c.id), _INSERTED)
 _SAVED = ("state_json", "status", "updated_at", "ended_at", "error_message")
-_UPDATE_INSTANCE = Prepared(
-    update(_INSTANCE)
-    .where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.c.lock_version == bindparam("b_version"))
-    .values({name: bindparam(f"b_{name}") for name in _SAVED} | {"lock_version": _INSTANCE.c.lock_version + 1})
-)
 
 
-def save_instance(session: Session, instance: ProcessInstance) -> None:
+def _update_instance(saved: tuple[str, ...]) -> Prepared:
+    return Prepared(
+        update(_INSTANCE)
+        .where(_INSTANCE.c.id == bindparam("b_id"), _INSTANCE.c.lock_version == bindparam("b_version"))
+        .values({name: bindparam(f"b_{name}") for name in saved} | {"lock_version": _INSTANCE.c.lock_version + 1})
+    )
+
+
+# Assigning a column rewrites its index entries even to the same value (SQLite: one more page per command), so
+# the status, which is indexed, is only assigned when it changes.
+_UPDATE_INSTANCE = {True: _update_instance(_SAVED), False: _update_instance(tuple(n for n in _SAVED if n != "status"))}
+
+
+def save_instance(session: Session, instance: ProcessInstance, status_changed: bool = True) -> None:
     """Insert a new instance, or update one read with `load_instance`, with one plain statement.
 
     The update is the optimistic lock by hand: it names the version it read, and losing the race raises the
@@ -179,7 +188,8 @@ def save_instance(session: Session, instance: ProcessInstance) -> None:
         instance.id = _INSERT_INSTANCE.first(session, values)["id"]
         return
     params = {f"b_{name}": getattr(instance, name) for name in _SAVED}
-    changed = _UPDATE_INSTANCE.execute(session, params | {"b_id": instance.id, "b_version": instance.lock_version})
+    changed = _UPDATE_INSTANCE[status_changed].execute(
+        session, params | {"b_id": instance.id, "b_version": instance.lock_version})
     if changed != 1:
         raise StaleDataError(f"Process instance {instance.id} was changed by another command.")
     instance.lock_version += 1
