@@ -124,6 +124,9 @@ def dump_workflow(workflow: BpmnWorkflow) -> str:
     return state_to_json(workflow)
 
 
+_OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED
+
+
 def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
     """The process data as a user thinks of it: what the newest task sees."""
     if workflow.is_completed():
@@ -131,9 +134,13 @@ def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
         if workflow.last_task is not None:
             data.update(workflow.last_task.data)
         return data
-    open_tasks = [t for t in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED)]
+    # One pass over the task maps; SpiffWorkflow's tree walk (several times dearer per task) only breaks a tie,
+    # so the newest task is the one it would pick.
+    open_tasks = [t for t in iter_tasks(workflow) if t.state & _OPEN]
     if open_tasks:
         newest = max(open_tasks, key=lambda t: t.last_state_change)
+        if sum(1 for t in open_tasks if t.last_state_change == newest.last_state_change) > 1:
+            newest = max(workflow.get_tasks(state=_OPEN), key=lambda t: t.last_state_change)
         return dict(newest.data)
     last = workflow.last_task or workflow.task_tree
     return dict(last.data)
