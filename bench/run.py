@@ -41,8 +41,9 @@ from bench.raw import open_raw_sqlite  # noqa: E402
 
 PROFILES = {
     # rounds, instances per variant per round, HTTP instances, inbox queries/completions, MI rounds, scale rounds/s
-    "default": dict(rounds=5, instances=150, http_instances=60, queries=300, completions=150, mi_rounds=2,
-                    scale_rounds=2, scale_seconds=12.0),
+    # Many short rounds: each ratio compares neighbouring seconds, so a noisy machine moves both sides alike.
+    "default": dict(rounds=15, instances=50, http_instances=20, queries=300, completions=150, mi_rounds=2,
+                    scale_rounds=3, scale_seconds=12.0),
     "quick": dict(rounds=2, instances=40, http_instances=20, queries=100, completions=60, mi_rounds=1,
                   scale_rounds=2, scale_seconds=5.0),
 }

@@ -100,7 +100,10 @@ def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
             return InstanceStatus.ERROR
         if state & OPEN_WORK:
             open_work = True
-    if workflow.is_completed():
+    # workflow.is_completed() with a map scan instead of its tree walk, flag included (it is part of the state).
+    if not workflow.completed and not any(t.state & TaskState.NOT_FINISHED_MASK for t in workflow.tasks.values()):
+        workflow.completed = True
+    if workflow.completed:
         return InstanceStatus.COMPLETED
     return InstanceStatus.RUNNING if open_work else InstanceStatus.WAITING
 
