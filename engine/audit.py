@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from engine.models import AuditEvent
 from engine.models import AuditHead
+from engine.sql import Batch
 from engine.sql import InsertRows
 from engine.sql import Prepared
-from engine.sql import pipelined
 
 GENESIS = "0" * 64
 HEAD_ID = 1
@@ -94,9 +94,9 @@ def append(session: Session, records: list[AuditRecord]) -> None:
                      "details": details, "prev_hash": prev, "hash": digest})
         prev = digest
     # Plain statements on the transaction's connection: one multi-row INSERT and one UPDATE, sent together.
-    with pipelined(session):
-        _INSERT_EVENTS.execute(session, rows)
-        _MOVE_HEAD.execute(session, {"b_seq": seq, "b_hash": prev})
+    with Batch(session) as batch:
+        batch.insert(_INSERT_EVENTS, rows)
+        batch.write(_MOVE_HEAD, {"b_seq": seq, "b_hash": prev})
 
 
 def verify(session: Session, batch: int = 5000) -> VerifyResult:

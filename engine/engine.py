@@ -175,9 +175,9 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             task.data.update(cleaned)
             outcome = step.run(workflow, task.run, recorder)
             recorder.records[0].details["path"] = outcome.path
-            inbox.close(session, row, TaskStatus.COMPLETED, actor.username, now)
             outcome.changes.cancelled_human_ids[:] = [t for t in outcome.changes.cancelled_human_ids if t != task.id]
-            view = self._persist(session, instance, workflow, outcome, recorder, now, loaded)
+            view = self._persist(session, instance, workflow, outcome, recorder, now, loaded, writes=lambda batch:
+                                 inbox.close(batch, row, TaskStatus.COMPLETED, actor.username, now))
         self._keep(instance, workflow)
         return view
 
@@ -276,14 +276,15 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         with self._command() as (session, now):
             reminders.mark_read(session, notification_id, actor.username, actor.groups, now)
 
-    def _persist(self, session, instance, workflow, outcome, recorder, now, loaded=None) -> InstanceView | None:
+    def _persist(self, session, instance, workflow, outcome, recorder, now, loaded=None,
+                 writes=None) -> InstanceView | None:
         """step.persist; with `loaded`, also the instance's view, built in memory before the audit head is locked."""
         view = None
         if loaded is not None:
             def view(new_rows):
                 return self._view_after(session, instance, loaded, workflow, new_rows)
         return step.persist(session, instance, workflow, outcome, recorder, now, self._reminder_before, view,
-                            self._handlers, self._listener)
+                            self._handlers, self._listener, writes)
 
     def _view_after(self, session: Session, instance: ProcessInstance, loaded, workflow,
                     new_rows: list[HumanTask]) -> InstanceView:

@@ -1,6 +1,7 @@
 """The inbox side of user tasks: rows for new tasks, who may act on one, claim/unclaim/assign."""
 
 import copy
+from contextlib import nullcontext
 from datetime import datetime
 
 from SpiffWorkflow.task import Task as SpiffTask
@@ -18,9 +19,9 @@ from engine.models import HumanTask
 from engine.models import ProcessInstance
 from engine.models import TaskCandidate
 from engine.models import TaskStatus
+from engine.sql import Batch
 from engine.sql import InsertRows
 from engine.sql import Prepared
-from engine.sql import pipelined
 
 MANAGERS = ("admin", "supervisor")
 
@@ -49,7 +50,7 @@ _SELECT_TASK = Prepared(select(_TASK).where(_TASK.c.id == bindparam("b_id")))
 _INSERT_CANDIDATES = InsertRows(TaskCandidate.__table__)
 
 
-def insert_rows(session: Session, rows: list[HumanTask]) -> None:
+def insert_rows(session: Session, rows: list[HumanTask], batch: Batch | None = None) -> None:
     """Insert new task rows and their candidate rows: two plain statements, not the ORM's unit of work.
 
     The rows stay plain objects (what `load_row` gives too): nothing later in a command changes them through
@@ -57,10 +58,10 @@ def insert_rows(session: Session, rows: list[HumanTask]) -> None:
     """
     if not rows:
         return
-    with pipelined(session):
-        _INSERT_TASKS.execute(session, [row.__dict__ for row in rows])
-        _INSERT_CANDIDATES.execute(session, [{"task_id": row.id, "kind": kind, "name": name}
-                                             for row in rows for kind, name in candidate_pairs(row)])
+    with nullcontext(batch) if batch is not None else Batch(session) as writes:
+        writes.insert(_INSERT_TASKS, [row.__dict__ for row in rows])
+        writes.insert(_INSERT_CANDIDATES, [{"task_id": row.id, "kind": kind, "name": name}
+                                           for row in rows for kind, name in candidate_pairs(row)])
 
 
 def load_row(session: Session, task_id: str) -> HumanTask | None:
@@ -164,11 +165,12 @@ _CLOSE = Prepared(update(HumanTask.__table__)
                   .values(status=bindparam("new_status"), completed_at=bindparam("at"), completed_by=bindparam("by")))
 
 
-def close(session: Session, row: HumanTask, status: TaskStatus, actor: str | None, now: datetime) -> None:
-    """Mark an open task completed or cancelled, guarded so two closers cannot both succeed."""
-    changed = _CLOSE.execute(session, {"task_id": row.id, "new_status": status, "at": now, "by": actor})
-    if changed != 1:
-        raise Conflict(f"The {label(row)} was closed by someone else a moment ago; refresh your inbox.")
+def close(batch: Batch, row: HumanTask, status: TaskStatus, actor: str | None, now: datetime) -> None:
+    """Mark an open task completed or cancelled, guarded so two closers cannot both succeed (checked when the
+    batch ends)."""
+    message = f"The {label(row)} was closed by someone else a moment ago; refresh your inbox."
+    batch.write(_CLOSE, {"task_id": row.id, "new_status": status, "at": now, "by": actor}, expect=1,
+                error=lambda: Conflict(message))
     row.status, row.completed_at, row.completed_by = status, now, actor
 
 

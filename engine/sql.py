@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from contextlib import ExitStack
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -50,18 +51,58 @@ def bind_dbapi(session: Session, connection: Connection) -> None:
     session.info[_DBAPI] = connection.connection.dbapi_connection
 
 
-@contextmanager
-def pipelined(session: Session) -> Iterator[None]:
-    """Send the writes inside in one round trip where the driver can (psycopg's pipeline mode; SQLite has no
-    round trips to save). Only for `Prepared`/`InsertRows` writes whose row counts nobody reads: the results
-    arrive, and any error is raised, when the block ends."""
-    connection = dbapi_connection(session)
-    pipeline = getattr(connection, "pipeline", None)
-    if pipeline is None:
-        yield
-        return
-    with driver_errors(session, "(pipelined statements)", None), pipeline():
-        yield
+class Batch:
+    """Writes sent to the database together, their row counts checked when the block ends.
+
+    On PostgreSQL the writes go out in one round trip (psycopg's pipeline mode) and the counts arrive at the end;
+    on SQLite, which has no round trips to save, each write runs and is checked at once. A write names the row
+    count it needs and the exception to raise otherwise; the first failed check raises, and the caller's
+    transaction rolls back everything.
+    """
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._stack: ExitStack | None = None
+        self._pending: list[tuple[Any, int, Callable[[], Exception]]] = []
+
+    def __enter__(self) -> "Batch":
+        pipeline = getattr(dbapi_connection(self.session), "pipeline", None)
+        if pipeline is not None:
+            with ExitStack() as stack:
+                stack.enter_context(driver_errors(self.session, "(batched statements)", None))
+                stack.enter_context(pipeline())
+                self._stack = stack.pop_all()
+        return self
+
+    def write(self, prepared: "Prepared", params: Mapping[str, Any], expect: int | None = None,
+              error: Callable[[], Exception] | None = None) -> None:
+        """Run `prepared`; with `expect`, raise `error()` unless it changes exactly that many rows."""
+        if self._stack is None:
+            changed = prepared.execute(self.session, params)
+            if expect is not None and changed != expect:
+                raise error()
+            return
+        cursor = prepared.send(self.session, params)
+        if expect is None:
+            cursor.close()
+        else:
+            self._pending.append((cursor, expect, error))
+
+    def insert(self, rows_insert: "InsertRows", rows: Sequence[Mapping[str, Any]]) -> None:
+        rows_insert.execute(self.session, rows)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        pending, self._pending = self._pending, []
+        try:
+            if self._stack is not None:
+                self._stack.__exit__(exc_type, exc, tb)
+            if exc_type is None:
+                for cursor, expect, error in pending:
+                    if cursor.rowcount != expect:
+                        raise error()
+        finally:
+            for cursor, _, _ in pending:
+                cursor.close()
 
 
 @contextmanager
@@ -145,6 +186,19 @@ class Prepared:
                 return compiled, fetch(cursor)
             finally:
                 cursor.close()
+
+    def send(self, session: Session, params: Mapping[str, Any] | None = None):
+        """Run it and return the open cursor (a `Batch` reads its row count after the pipeline's results)."""
+        compiled, connection = self._for(session)
+        values = compiled.parameters(params or {})
+        with driver_errors(session, compiled.sql, values):
+            cursor = connection.cursor()
+            try:
+                cursor.execute(compiled.sql, values)
+            except BaseException:
+                cursor.close()
+                raise
+        return cursor
 
     def execute(self, session: Session, params: Mapping[str, Any] | None = None) -> int:
         """Run it; the number of rows it changed."""

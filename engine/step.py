@@ -1,6 +1,7 @@
 """The shared second half of every command: run the engine, then persist tasks, status and audit."""
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -38,6 +39,7 @@ from engine.runtime import diff
 from engine.runtime import dump_workflow
 from engine.runtime import iter_tasks
 from engine.runtime import snapshot
+from engine.sql import Batch
 from engine.sql import Prepared
 from engine.status import transition
 
@@ -111,12 +113,13 @@ def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
 def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, outcome: Outcome,
             recorder: Recorder, now: datetime, reminder_before: timedelta = reminders.DEFAULT_BEFORE,
             view: Callable[[list[HumanTask]], T] | None = None, registry: HandlerRegistry | None = None,
-            listener: Listener | None = None) -> T | None:
+            listener: Listener | None = None, writes: Callable[[Batch], None] | None = None) -> T | None:
     """Write the instance state, the new and cancelled inbox rows, the status and the audit trail.
 
     A new instance is inserted here, once, with its final state (no insert-then-update). `view(new_rows)`, if
     given, runs after every write but the audit trail, and its result is returned: the caller's answer is built
-    from what is in memory, and the audit head (a lock every command shares) is taken last.
+    from what is in memory, and the audit head (a lock every command shares) is taken last. `writes(batch)` adds
+    the command's own writes to the batch of the instance and inbox rows (one round trip on PostgreSQL).
     """
     failure = outcome.failure
     resolved = []
@@ -131,11 +134,16 @@ def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
     new_status = transition(instance.id, old_status, status_of(workflow, failure))
     write_instance(instance, workflow, new_status, failure, now)
     is_new = instance.id is None
-    save_instance(session, instance, status_changed=new_status != old_status)
-    if is_new:
+    if is_new:  # inserted at once: the task rows need its id
+        save_instance(session, instance)
         recorder.bind(instance.id)
     new_rows = [inbox.new_row(task, instance, a, now) for task, a in resolved]
-    inbox.insert_rows(session, new_rows)
+    with Batch(session) as batch:
+        if writes is not None:
+            writes(batch)
+        if not is_new:
+            save_instance(session, instance, status_changed=new_status != old_status, batch=batch)
+        inbox.insert_rows(session, new_rows, batch)
     for (task, _), row in zip(resolved, new_rows, strict=True):
         properties = (task.task_spec.extensions or {}).get("properties", {})
         session.add_all(reminders.deadline_jobs(row, reminders.lead_time(row, properties, reminder_before), now))
@@ -176,7 +184,8 @@ def _update_instance(saved: tuple[str, ...]) -> Prepared:
 _UPDATE_INSTANCE = {True: _update_instance(_SAVED), False: _update_instance(tuple(n for n in _SAVED if n != "status"))}
 
 
-def save_instance(session: Session, instance: ProcessInstance, status_changed: bool = True) -> None:
+def save_instance(session: Session, instance: ProcessInstance, status_changed: bool = True,
+                  batch: Batch | None = None) -> None:
     """Insert a new instance, or update one read with `load_instance`, with one plain statement.
 
     The update is the optimistic lock by hand: it names the version it read, and losing the race raises the
@@ -191,10 +200,10 @@ def save_instance(session: Session, instance: ProcessInstance, status_changed: b
         instance.id = _INSERT_INSTANCE.first(session, values)["id"]
         return
     params = {f"b_{name}": getattr(instance, name) for name in _SAVED}
-    changed = _UPDATE_INSTANCE[status_changed].execute(
-        session, params | {"b_id": instance.id, "b_version": instance.lock_version})
-    if changed != 1:
-        raise StaleDataError(f"Process instance {instance.id} was changed by another command.")
+    params |= {"b_id": instance.id, "b_version": instance.lock_version}
+    message = f"Process instance {instance.id} was changed by another command."
+    with nullcontext(batch) if batch is not None else Batch(session) as writes:
+        writes.write(_UPDATE_INSTANCE[status_changed], params, expect=1, error=lambda: StaleDataError(message))
     instance.lock_version += 1
 
 

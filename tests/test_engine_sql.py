@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from engine.models import AuditEvent
+from engine.sql import Batch
 from engine.sql import InsertRows
 from engine.sql import Prepared
-from engine.sql import pipelined
 
 EVENTS = AuditEvent.__table__
 AT = datetime(2026, 11, 23, 9, 30, 15, 123456, tzinfo=UTC)
@@ -77,6 +77,26 @@ def test_driver_errors_arrive_as_sqlalchemys_and_nothing_is_applied(session_fact
 
 
 def _pipelined_duplicate(session, insert: InsertRows) -> None:
-    with pipelined(session):
-        insert.execute(session, [_event(5)])
-        insert.execute(session, [_event(5)])
+    with Batch(session) as batch:
+        batch.insert(insert, [_event(5)])
+        batch.insert(insert, [_event(5)])
+
+
+class Lost(Exception):
+    pass
+
+
+def test_a_batch_checks_each_writes_row_count_when_it_ends(session_factory):
+    rename = Prepared(EVENTS.update().where(EVENTS.c.seq == bindparam("b_seq")).values(actor="bob"))
+    with session_factory() as session, session.begin():
+        with Batch(session) as batch:
+            batch.insert(InsertRows(EVENTS), [_event(1), _event(2)])
+            batch.write(rename, {"b_seq": 1}, expect=1, error=Lost)
+            batch.write(rename, {"b_seq": 2})
+        assert sorted(Prepared(select(EVENTS.c.actor)).all(session), key=str) == [{"actor": "bob"}] * 2
+    to_carol = Prepared(EVENTS.update().where(EVENTS.c.seq == bindparam("b_seq")).values(actor="carol"))
+    with pytest.raises(Lost), session_factory() as session, session.begin(), Batch(session) as batch:
+        batch.write(to_carol, {"b_seq": 1}, expect=1, error=Lost)
+        batch.write(to_carol, {"b_seq": 99}, expect=1, error=Lost)  # no such row: the batch fails, carol is undone
+    with session_factory() as session, session.begin():
+        assert Prepared(select(EVENTS.c.actor)).all(session) == [{"actor": "bob"}] * 2
