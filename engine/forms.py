@@ -70,8 +70,7 @@ def _coerce_enum(value: Any, field: dict) -> str:
 
 
 def _coerce_any(value: Any, field: dict) -> Any:
-    _check_json(value, field["id"])
-    return value
+    return _json_value(value, field["id"])
 
 
 COERCE = {
@@ -152,25 +151,25 @@ def validate_form(fields: list[dict], data: dict[str, Any], task_name: str) -> d
     return cleaned
 
 
-def _check_json(value: Any, where: str, depth: int = 0) -> None:
+def _json_value(value: Any, where: str, depth: int = 0) -> Any:
+    """`value` as process data: JSON values as they are, dates and datetimes as their ISO text (as date form
+    fields are kept); anything else is refused."""
     if depth > MAX_DEPTH:
         raise InvalidInput(f"{where} is nested more than {MAX_DEPTH} levels deep.")
-    if value is None or isinstance(value, bool | int | str | date):
-        return
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, date):
+        return value.isoformat()
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidInput(f"{where} must be a finite number.")
-        return
-    if isinstance(value, list):
-        for item in value:
-            _check_json(item, where, depth + 1)
-        return
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_value(item, where, depth + 1) for item in value]
     if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInput(f"{where} has a key that is not text.")
-            _check_json(item, where, depth + 1)
-        return
+        if not all(isinstance(key, str) for key in value):
+            raise InvalidInput(f"{where} has a key that is not text.")
+        return {key: _json_value(item, where, depth + 1) for key, item in value.items()}
     raise InvalidInput(f"{where} holds a {type(value).__name__}; only JSON values are allowed.")
 
 
@@ -178,14 +177,14 @@ def check_variables(variables: Any, what: str = "the variables") -> dict[str, An
     """Process variables: an object whose names expressions can use, with JSON values of bounded size."""
     if not isinstance(variables, dict):
         raise InvalidInput(f"{what.capitalize()} must be an object of names and values.")
-    for name, value in variables.items():
+    for name in variables:
         if not isinstance(name, str) or not NAME.match(name) or keyword.iskeyword(name):
             raise InvalidInput(
                 f"{name!r} in {what} is not a valid variable name: use a letter followed by letters, digits or _ "
                 "(at most 64 characters), and not a Python keyword."
             )
-        _check_json(value, f"Variable {name!r}")
-    size = len(json.dumps(variables, default=str))
+    cleaned = {name: _json_value(value, f"Variable {name!r}") for name, value in variables.items()}
+    size = len(json.dumps(cleaned))
     if size > MAX_VARIABLES_BYTES:
         raise InvalidInput(f"{what.capitalize()} take {size} bytes; the limit is {MAX_VARIABLES_BYTES}.")
-    return dict(variables)
+    return cleaned

@@ -4,7 +4,11 @@ Every command loads the instance from the database and saves it back, so each st
 several tests also read through a second Engine (cold caches) to prove nothing lives only in memory.
 """
 
+from datetime import UTC
+from datetime import date
+from datetime import datetime
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func
@@ -160,6 +164,19 @@ def test_start_form_and_variables_are_validated(engine, session_factory):
     with pytest.raises(NotFound):
         engine.start_instance("no_such_process", actor=DESIGNER)
     assert engine.list_instances() == []
+
+
+def test_dates_from_python_callers_become_iso_text_and_other_types_are_refused(engine, session_factory):
+    deploy(session_factory, "deal_approval.bpmn")
+    started = engine.start_instance("deal_approval", actor=DESIGNER, variables={
+        "amount": 20000, "close_on": date(2026, 12, 31), "signed_at": datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
+        "lines": ({"until": date(2027, 1, 31)},)})
+    assert started.variables["close_on"] == "2026-12-31" and started.variables["lines"] == [{"until": "2027-01-31"}]
+    assert started.variables["signed_at"] == "2026-12-01T09:30:00+00:00"
+    again = Engine(session_factory).get_instance(started.id)  # stored and loaded from the row
+    assert again.variables["close_on"] == "2026-12-31" and again.status == "running"
+    with pytest.raises(InvalidInput, match="only JSON values"):
+        engine.start_instance("deal_approval", actor=DESIGNER, variables={"amount": Decimal("1.50")})
 
 
 def test_unknown_task_and_instance(engine):
