@@ -176,19 +176,7 @@ class Prepared:
             compiled = self._compiled[type(dialect)] = _compile(self.statement, dialect, self._column_keys)
         return compiled, connection
 
-    def _run(self, session: Session, params: Mapping[str, Any] | None, fetch: Callable[[Any], Any]) -> Any:
-        compiled, connection = self._for(session)
-        values = compiled.parameters(params or {})
-        with driver_errors(session, compiled.sql, values):
-            cursor = connection.cursor()
-            try:
-                cursor.execute(compiled.sql, values)
-                return compiled, fetch(cursor)
-            finally:
-                cursor.close()
-
-    def send(self, session: Session, params: Mapping[str, Any] | None = None):
-        """Run it and return the open cursor (a `Batch` reads its row count after the pipeline's results)."""
+    def _send(self, session: Session, params: Mapping[str, Any] | None) -> tuple[_Compiled, Any]:
         compiled, connection = self._for(session)
         values = compiled.parameters(params or {})
         with driver_errors(session, compiled.sql, values):
@@ -198,7 +186,19 @@ class Prepared:
             except BaseException:
                 cursor.close()
                 raise
-        return cursor
+        return compiled, cursor
+
+    def _run(self, session: Session, params: Mapping[str, Any] | None, fetch: Callable[[Any], Any]) -> Any:
+        compiled, cursor = self._send(session, params)
+        try:
+            with driver_errors(session, compiled.sql, None):
+                return compiled, fetch(cursor)
+        finally:
+            cursor.close()
+
+    def send(self, session: Session, params: Mapping[str, Any] | None = None):
+        """Run it and return the open cursor (a `Batch` reads its row count after the pipeline's results)."""
+        return self._send(session, params)[1]
 
     def execute(self, session: Session, params: Mapping[str, Any] | None = None) -> int:
         """Run it; the number of rows it changed."""
