@@ -18,6 +18,12 @@ MESSAGES = {"Message_client_replied": "client replied", "Message_contract_signed
             "Message_payment": "payment received", "Message_deal_lost": "deal lost"}
 
 
+def loss_form(default: str) -> list:
+    """The form that records why a deal was lost, `default` preselected."""
+    return [("lost_reason", "Reason", "enum", {"required": True, "default": default, "options": LOSS_REASONS}),
+            ("lost_comment", "Comment", "string", {"maxlength": 2000})]
+
+
 def negotiation() -> Proc:
     p = Proc("Negotiation_inner", "Negotiation")
     p.start("Negotiation_start", None, None, 0)
@@ -51,9 +57,7 @@ def awaiting_payment() -> Proc:
 def deal_lost() -> Proc:
     p = Proc("Deal_lost_inner", "Deal lost")
     p.start("Deal_lost_start", "Deal lost", None, 0, body=event_def("Deal_lost_start", message="Message_deal_lost"))
-    p.user("Record_loss_reason_any", "Record the loss reason", None, 1, assignee=OWNER, form=[
-        ("lost_reason", "Reason", "enum", {"required": True, "default": "other", "options": LOSS_REASONS}),
-        ("lost_comment", "Comment", "string", {"maxlength": 2000})])
+    p.user("Record_loss_reason_any", "Record the loss reason", None, 1, assignee=OWNER, form=loss_form("other"))
     p.end("End_lost_any", "Lost", None, 2)
     p.chain("Deal_lost_start", "Record_loss_reason_any", "End_lost_any")
     return p
@@ -95,9 +99,7 @@ def sales_funnel() -> Proc:
         ("timeline", "Timeline (when they decide)", "string", {"required": True, "maxlength": 200}),
         ("fit", "A fit for us?", "boolean", {"required": True})])
     p.gateway("Is_fit", "A fit?", SM, 7)
-    p.user("Record_loss_reason", "Record loss reason", SM, 7, row=1, assignee=OWNER, form=[
-        ("lost_reason", "Reason", "enum", {"required": True, "default": "not_a_fit", "options": LOSS_REASONS}),
-        ("lost_comment", "Comment", "string", {"maxlength": 2000})])
+    p.user("Record_loss_reason", "Record loss reason", SM, 7, row=1, assignee=OWNER, form=loss_form("not_a_fit"))
     p.end("End_lost_unqualified", "Lost", SM, 8, row=1)
     p.milestone("Stage_qualified", "Qualified", SYS, 8)
     # 4. needs-analysis call
@@ -197,9 +199,8 @@ def sales_funnel() -> Proc:
     p.end("Flagged_stale", None, SYS, 26, 1)
     # 9-10. contract and legal review
     p.gateway("Terms_agreed", "Terms agreed?", SM, 25)
-    p.user("Record_loss_reason_negotiation", "Record loss reason", SM, 25, row=1, assignee=OWNER, form=[
-        ("lost_reason", "Reason", "enum", {"required": True, "default": "competitor", "options": LOSS_REASONS}),
-        ("lost_comment", "Comment", "string", {"maxlength": 2000})])
+    p.user("Record_loss_reason_negotiation", "Record loss reason", SM, 25, row=1, assignee=OWNER,
+           form=loss_form("competitor"))
     p.end("End_lost_negotiation", "Lost", SM, 26, row=1)
     p.milestone("Stage_contract", "Contract", SYS, 26)
     p.call("Legal_review", "Legal review", LAW, 26, "legal_review")
