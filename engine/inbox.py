@@ -1,7 +1,6 @@
 """The inbox side of user tasks: rows for new tasks, who may act on one, claim/unclaim/assign."""
 
 import copy
-from contextlib import nullcontext
 from datetime import datetime
 
 from SpiffWorkflow.task import Task as SpiffTask
@@ -50,7 +49,7 @@ _SELECT_TASK = Prepared(select(_TASK).where(_TASK.c.id == bindparam("b_id")))
 _INSERT_CANDIDATES = InsertRows(TaskCandidate.__table__)
 
 
-def insert_rows(session: Session, rows: list[HumanTask], batch: Batch | None = None) -> None:
+def insert_rows(batch: Batch, rows: list[HumanTask]) -> None:
     """Insert new task rows and their candidate rows: two plain statements, not the ORM's unit of work.
 
     The rows stay plain objects (what `load_row` gives too): nothing later in a command changes them through
@@ -58,10 +57,9 @@ def insert_rows(session: Session, rows: list[HumanTask], batch: Batch | None = N
     """
     if not rows:
         return
-    with nullcontext(batch) if batch is not None else Batch(session) as writes:
-        writes.insert(_INSERT_TASKS, [row.__dict__ for row in rows])
-        writes.insert(_INSERT_CANDIDATES, [{"task_id": row.id, "kind": kind, "name": name}
-                                           for row in rows for kind, name in candidate_pairs(row)])
+    batch.insert(_INSERT_TASKS, [row.__dict__ for row in rows])
+    batch.insert(_INSERT_CANDIDATES, [{"task_id": row.id, "kind": kind, "name": name}
+                                      for row in rows for kind, name in candidate_pairs(row)])
 
 
 def load_row(session: Session, task_id: str) -> HumanTask | None:

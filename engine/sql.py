@@ -1,6 +1,6 @@
 """Hot-path statements: SQLAlchemy Core compiled once per dialect, run on the transaction's DBAPI connection.
 
-A command runs 7-9 statements. Through `Connection.execute` each costs 35-45 us of SQLAlchemy bookkeeping (cache
+A command runs 7-8 statements. Through `Connection.execute` each costs 35-45 us of SQLAlchemy bookkeeping (cache
 key, execution context, result object) around a 3-10 us driver call, which is more than the whole statement on
 SQLite. A `Prepared` statement keeps what SQLAlchemy would compute anyway -- the SQL text for the dialect, the
 order of its parameters, the type processors of every parameter and result column -- and hands values straight
@@ -35,20 +35,21 @@ _DBAPI = "dealflow.dbapi"
 Processor = Callable[[Any], Any]
 
 
-def dbapi_connection(session: Session):
-    """The DBAPI connection of the session's transaction (beginning it if needed).
+def _driver(session: Session) -> tuple[Any, Dialect]:
+    """The DBAPI connection of the session's transaction (beginning it if needed) and its dialect.
 
-    `bind_dbapi` caches it for a session that lives in one transaction; otherwise it is looked up each time.
+    `bind_dbapi` keeps both for a session that lives in one transaction; otherwise they are looked up each time.
     """
-    connection = session.info.get(_DBAPI)
-    if connection is None:
-        connection = session.connection().connection.dbapi_connection
-    return connection
+    found = session.info.get(_DBAPI)
+    if found is None:
+        connection = session.connection()
+        found = connection.connection.dbapi_connection, connection.dialect
+    return found
 
 
 def bind_dbapi(session: Session, connection: Connection) -> None:
     """Remember the DBAPI connection under `connection`, whose transaction `session` joined for its whole life."""
-    session.info[_DBAPI] = connection.connection.dbapi_connection
+    session.info[_DBAPI] = connection.connection.dbapi_connection, connection.dialect
 
 
 class Batch:
@@ -66,10 +67,11 @@ class Batch:
         self._pending: list[tuple[Any, int, Callable[[], Exception]]] = []
 
     def __enter__(self) -> "Batch":
-        pipeline = getattr(dbapi_connection(self.session), "pipeline", None)
+        connection, dialect = _driver(self.session)
+        pipeline = getattr(connection, "pipeline", None)
         if pipeline is not None:
             with ExitStack() as stack:
-                stack.enter_context(driver_errors(self.session, "(batched statements)", None))
+                stack.enter_context(driver_errors(dialect, "(batched statements)", None))
                 stack.enter_context(pipeline())
                 self._stack = stack.pop_all()
         return self
@@ -106,10 +108,9 @@ class Batch:
 
 
 @contextmanager
-def driver_errors(session: Session, statement: str, params: Any) -> Iterator[None]:
+def driver_errors(dialect: Dialect, statement: str, params: Any) -> Iterator[None]:
     """Raise the driver's errors as SQLAlchemy's (IntegrityError, OperationalError, DataError...), as the rest of
     the code, the API's error handlers included, expects them."""
-    dialect = session.get_bind().dialect
     try:
         yield
     except dialect.loaded_dbapi.Error as exc:
@@ -168,30 +169,29 @@ class Prepared:
         self._column_keys = tuple(column_keys) if column_keys else None
         self._compiled: dict[type, _Compiled] = {}
 
-    def _for(self, session: Session) -> tuple[_Compiled, Any]:
-        connection = dbapi_connection(session)
-        dialect = session.get_bind().dialect
+    def _for(self, session: Session) -> tuple[_Compiled, Any, Dialect]:
+        connection, dialect = _driver(session)
         compiled = self._compiled.get(type(dialect))
         if compiled is None:
             compiled = self._compiled[type(dialect)] = _compile(self.statement, dialect, self._column_keys)
-        return compiled, connection
+        return compiled, connection, dialect
 
-    def _send(self, session: Session, params: Mapping[str, Any] | None) -> tuple[_Compiled, Any]:
-        compiled, connection = self._for(session)
+    def _send(self, session: Session, params: Mapping[str, Any] | None) -> tuple[_Compiled, Any, Dialect]:
+        compiled, connection, dialect = self._for(session)
         values = compiled.parameters(params or {})
-        with driver_errors(session, compiled.sql, values):
+        with driver_errors(dialect, compiled.sql, values):
             cursor = connection.cursor()
             try:
                 cursor.execute(compiled.sql, values)
             except BaseException:
                 cursor.close()
                 raise
-        return compiled, cursor
+        return compiled, cursor, dialect
 
     def _run(self, session: Session, params: Mapping[str, Any] | None, fetch: Callable[[Any], Any]) -> Any:
-        compiled, cursor = self._send(session, params)
+        compiled, cursor, dialect = self._send(session, params)
         try:
-            with driver_errors(session, compiled.sql, None):
+            with driver_errors(dialect, compiled.sql, None):
                 return compiled, fetch(cursor)
         finally:
             cursor.close()

@@ -1,7 +1,6 @@
 """The shared second half of every command: run the engine, then persist tasks, status and audit."""
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -135,15 +134,15 @@ def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
     write_instance(instance, workflow, new_status, failure, now)
     is_new = instance.id is None
     if is_new:  # inserted at once: the task rows need its id
-        save_instance(session, instance)
+        insert_instance(session, instance)
         recorder.bind(instance.id)
     new_rows = [inbox.new_row(task, instance, a, now) for task, a in resolved]
     with Batch(session) as batch:
         if writes is not None:
             writes(batch)
         if not is_new:
-            save_instance(session, instance, status_changed=new_status != old_status, batch=batch)
-        inbox.insert_rows(session, new_rows, batch)
+            update_instance(batch, instance, status_changed=new_status != old_status)
+        inbox.insert_rows(batch, new_rows)
     for (task, _), row in zip(resolved, new_rows, strict=True):
         properties = (task.task_spec.extensions or {}).get("properties", {})
         session.add_all(reminders.deadline_jobs(row, reminders.lead_time(row, properties, reminder_before), now))
@@ -184,9 +183,15 @@ def _update_instance(saved: tuple[str, ...]) -> Prepared:
 _UPDATE_INSTANCE = {True: _update_instance(_SAVED), False: _update_instance(tuple(n for n in _SAVED if n != "status"))}
 
 
-def save_instance(session: Session, instance: ProcessInstance, status_changed: bool = True,
-                  batch: Batch | None = None) -> None:
-    """Insert a new instance, or update one read with `load_instance`, with one plain statement.
+def insert_instance(session: Session, instance: ProcessInstance) -> None:
+    """Insert a new instance with one plain statement; it gets its id and version 1."""
+    instance.lock_version = 1
+    values = {key: getattr(instance, key) for key in _INSERTED}
+    instance.id = _INSERT_INSTANCE.first(session, values)["id"]
+
+
+def update_instance(batch: Batch, instance: ProcessInstance, status_changed: bool = True) -> None:
+    """Write back an instance read with `load_task_and_instance`, as one plain statement of `batch`.
 
     The update is the optimistic lock by hand: it names the version it read, and losing the race raises the
     StaleDataError the ORM would (the command turns it into a Conflict). An instance loaded through the ORM (the
@@ -194,16 +199,10 @@ def save_instance(session: Session, instance: ProcessInstance, status_changed: b
     """
     if inspect(instance).persistent:
         return
-    if instance.id is None:
-        instance.lock_version = 1
-        values = {key: getattr(instance, key) for key in _INSERTED}
-        instance.id = _INSERT_INSTANCE.first(session, values)["id"]
-        return
     params = {f"b_{name}": getattr(instance, name) for name in _SAVED}
     params |= {"b_id": instance.id, "b_version": instance.lock_version}
     message = f"Process instance {instance.id} was changed by another command."
-    with nullcontext(batch) if batch is not None else Batch(session) as writes:
-        writes.write(_UPDATE_INSTANCE[status_changed], params, expect=1, error=lambda: StaleDataError(message))
+    batch.write(_UPDATE_INSTANCE[status_changed], params, expect=1, error=lambda: StaleDataError(message))
     instance.lock_version += 1
 
 
@@ -218,7 +217,7 @@ _SELECT_TASK_AND_INSTANCE = Prepared(
 
 def load_task_and_instance(session: Session, task_id: str) -> tuple[HumanTask, ProcessInstance] | None:
     """A task row and its instance row in one statement, the instance locked (PostgreSQL: FOR UPDATE), as plain
-    objects (the instance is what `save_instance` writes back); None if there is no such task."""
+    objects (the instance is what `update_instance` writes back); None if there is no such task."""
     row = _SELECT_TASK_AND_INSTANCE.first(session, {"b_id": task_id})
     if row is None:
         return None

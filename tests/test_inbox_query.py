@@ -18,6 +18,7 @@ from engine.models import ProcessInstance
 from engine.models import TaskStatus
 from engine.queries import SORTS
 from engine.queries import TaskFilter
+from engine.sql import Batch
 from tests.factories import deploy
 
 USERS = {  # who asks, with their groups: two group users, one named candidate in no group, one who sees nothing
@@ -65,7 +66,8 @@ def tasks(engine, session_factory, clock) -> list[HumanTask]:
                 candidate_users=rng.choice(([], [], ["carol"], ["alice"])), form=[],
                 priority=rng.choice((30, 50, 70)), created_at=created,
                 due_at=rng.choice((None, created + timedelta(days=1), clock() + timedelta(days=2)))))
-        inbox.insert_rows(session, rows)
+        with Batch(session) as batch:
+            inbox.insert_rows(batch, rows)
     return rows
 
 
