@@ -4,6 +4,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +15,8 @@ from SpiffWorkflow.task import TaskState
 from engine.definitions import LoadedSpec
 from engine.serialization import state_to_json
 from engine.serialization import workflow_from_json
+from engine.workflow import DealflowWorkflow
+from engine.workflow import share_parent_values
 
 # Control tasks SpiffWorkflow adds to every spec; never shown to users or auditors.
 INTERNAL_SPECS = ("Start", "End", "Root")
@@ -26,8 +29,9 @@ def iter_tasks(workflow: BpmnWorkflow) -> Iterator[SpiffTask]:
         yield from sub.tasks.values()
 
 
-def snapshot(workflow: BpmnWorkflow) -> dict[UUID, int]:
-    return {task.id: task.state for task in iter_tasks(workflow)}
+def snapshot(workflow: BpmnWorkflow) -> dict[SpiffTask, int]:
+    """Every task's state, keyed by the task object (hashed by identity: a UUID hashes in Python, 20x dearer)."""
+    return {task: task._state for task in iter_tasks(workflow)}
 
 
 def is_bpmn_element(task: SpiffTask) -> bool:
@@ -47,42 +51,51 @@ class Changes:
     completed: list[SpiffTask]
     cancelled_human_ids: list[UUID]
     errored: list[SpiffTask]
+    created: list[SpiffTask] = field(default_factory=list)
 
 
-def diff(before: dict[UUID, int], workflow: BpmnWorkflow) -> Changes:
+def diff(before: dict[SpiffTask, int], workflow: BpmnWorkflow) -> Changes:
     """Compare a snapshot taken before the command with the workflow after it."""
     changes = Changes([], [], [], [])
-    after_ids = set()
+    count = 0
     for task in iter_tasks(workflow):
-        after_ids.add(task.id)
-        old = before.get(task.id)
-        if old == task.state:
+        count += 1
+        state = task._state
+        old = before.get(task)
+        if old == state:
             continue
-        if task.state == TaskState.READY and is_human(task):
+        if old is None:
+            changes.created.append(task)
+        if state == TaskState.READY and is_human(task):
             changes.new_ready_human.append(task)
-        elif task.state == TaskState.COMPLETED and is_bpmn_element(task):
+        elif state == TaskState.COMPLETED and is_bpmn_element(task):
             changes.completed.append(task)
-        elif task.state == TaskState.ERROR:
+        elif state == TaskState.ERROR:
             changes.errored.append(task)
-        if old == TaskState.READY and task.state != TaskState.COMPLETED and is_human(task):
+        if old == TaskState.READY and state != TaskState.COMPLETED and is_human(task):
             changes.cancelled_human_ids.append(task.id)
-    # Human tasks removed from the tree (a cancelled branch, a finished sub-process) are cancelled too.
-    changes.cancelled_human_ids.extend(
-        tid for tid, state in before.items() if tid not in after_ids and state == TaskState.READY
-    )
+    # Human tasks removed from the tree (a cancelled branch, a finished sub-process) are cancelled too; tasks were
+    # removed only if fewer of the old ones are left than there were.
+    if count - len(changes.created) != len(before):
+        after = set(iter_tasks(workflow))
+        changes.cancelled_human_ids.extend(
+            task.id for task, state in before.items() if task not in after and state == TaskState.READY
+        )
     changes.completed.sort(key=lambda t: t.last_state_change)
     return changes
 
 
 def new_workflow(loaded: LoadedSpec, variables: dict[str, Any], script_engine) -> BpmnWorkflow:
-    workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=script_engine)
+    workflow = DealflowWorkflow(loaded.spec, loaded.subprocess_specs, script_engine=script_engine)
     # Seed data goes on the root task: workflow.data is not visible to scripts (notes/spiffworkflow-3.2.md).
     workflow.task_tree.data.update(variables)
     return workflow
 
 
 def load_workflow(state_json: str, loaded: LoadedSpec, script_engine) -> BpmnWorkflow:
-    return workflow_from_json(state_json, loaded.spec, loaded.subprocess_specs, script_engine)
+    workflow = workflow_from_json(state_json, loaded.spec, loaded.subprocess_specs, script_engine)
+    share_parent_values(iter_tasks(workflow))
+    return workflow
 
 
 class WorkflowCache:
@@ -125,6 +138,7 @@ def dump_workflow(workflow: BpmnWorkflow) -> str:
 
 
 _OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED
+_ACTIVE = _OPEN | TaskState.ERROR
 
 
 def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -136,7 +150,7 @@ def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
         return data
     # One pass over the task maps; SpiffWorkflow's tree walk (several times dearer per task) only breaks a tie,
     # so the newest task is the one it would pick.
-    open_tasks = [t for t in iter_tasks(workflow) if t.state & _OPEN]
+    open_tasks = [t for t in iter_tasks(workflow) if t._state & _OPEN]
     if open_tasks:
         newest = max(open_tasks, key=lambda t: t.last_state_change)
         if sum(1 for t in open_tasks if t.last_state_change == newest.last_state_change) > 1:
@@ -148,12 +162,12 @@ def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
 
 def element_ids(workflow: BpmnWorkflow) -> tuple[list[str], list[str]]:
     """(active, completed) BPMN element ids, for drawing the path on the diagram."""
-    active, completed = [], []
-    for task in iter_tasks(workflow):
-        if not is_bpmn_element(task):
-            continue
-        if task.state in (TaskState.READY, TaskState.WAITING, TaskState.STARTED, TaskState.ERROR):
-            active.append(task.task_spec.bpmn_id)
-        elif task.state == TaskState.COMPLETED:
-            completed.append(task.task_spec.bpmn_id)
-    return sorted(set(active)), sorted(set(completed))
+    # Sets of specs first (hashed by identity, one per element however many tasks it has), then their ids.
+    active = {t.task_spec for t in iter_tasks(workflow) if t._state & _ACTIVE}
+    completed = {t.task_spec for t in iter_tasks(workflow) if t._state == TaskState.COMPLETED}
+    return _bpmn_ids(active), _bpmn_ids(completed)
+
+
+def _bpmn_ids(specs) -> list[str]:
+    return sorted({spec.bpmn_id for spec in specs
+                   if getattr(spec, "bpmn_id", None) is not None and spec.name not in INTERNAL_SPECS})

@@ -9,11 +9,13 @@ stock task converter would write for it changed. The text is the stock state, by
 """
 
 import json
+import marshal
 import threading
 import weakref
 from copy import deepcopy
 from datetime import date
 from decimal import Decimal
+from types import ModuleType
 from typing import Any
 from uuid import UUID
 
@@ -26,8 +28,11 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import WorkflowConverter
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
 from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG as CAMUNDA_CONFIG
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.deep_merge import DeepMerge
 
 from engine.timers import CLOCKED
+from engine.workflow import DealflowWorkflow
 
 STATE_FORMAT = "dealflow-state-1"
 
@@ -59,6 +64,9 @@ def _build_registry():
     for timer_class in CLOCKED.values():
         config[timer_class] = TimerConditionalEventDefinitionConverter
     registry = BpmnWorkflowSerializer.configure(config)
+    # Dealflow's workflow class is written and read as the stock one: the state stays SpiffWorkflow's own, and the
+    # rows stored before the class existed load as it.
+    StateOnlyWorkflowConverter(DealflowWorkflow, registry, typename=registry.typenames[BpmnWorkflow])
     # Typed form values (date fields, money) must survive a round trip as what they are.
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
@@ -131,7 +139,7 @@ class TaskJsonCache:
     SpiffWorkflow's task converter writes a task's data as a delta against its parent's data, so a task's text
     depends on the task's own fields and on its parent's data; both are compared on every dump (a multi-instance
     child sees every merge into its parent). Scalars are compared as they are; the delta and the internal data
-    by their repr (type-exact for JSON values: True is not 1, 1.0 is not 1, and key order counts). A task whose
+    by a type-exact fingerprint (`_content_of`: True is not 1, 1.0 is not 1, and key order counts). A task whose
     fingerprint is unchanged keeps its text; the others go through the stock converter. The comparison is
     O(tasks) in cheap steps; converting and encoding, the expensive part, is O(changed tasks).
     """
@@ -146,32 +154,93 @@ class TaskJsonCache:
             before = self._entries.get(workflow, {})
         after = {}
         tasks = workflow.tasks
+        parent_id = parent = None
         for task_id, task in tasks.items():
-            parent = tasks.get(task._parent)
-            key = (task.state, task.last_state_change, task.triggered, task.task_spec.name, parent is not None,
-                   task._parent, tuple(task._children), _content_of(task, parent))
+            if task._parent is not parent_id:  # siblings share their parent's id object: one lookup for them all
+                parent_id = task._parent
+                parent = tasks.get(parent_id)
+            key = (task._state, task.last_state_change, task.triggered, task.task_spec.name, parent is not None,
+                   parent_id, tuple(task._children), _content_of(task, parent))
             entry = before.get(task_id)
             if entry is None or entry[0] != key:
-                entry = (key, f'"{task_id}":{_ENCODE(REGISTRY.convert(task))}')
+                # The children's ids as text, kept while they are the same (hundreds under a multi-instance task).
+                children = entry[2] if entry is not None and entry[0][6] == key[6] else [str(c) for c in key[6]]
+                entry = (key, f'"{task_id}":{_task_json(task, parent, children)}', children)
             after[task_id] = entry
         with self._lock:
             self._entries[workflow] = after
         return "{" + ",".join([entry[1] for entry in after.values()]) + "}"
 
 
-def _content_of(task, parent) -> str:
-    """What the task converter writes of the task's data and internal data, type-exact.
+def _task_json(task, parent, children: list[str]) -> str:
+    """`_ENCODE(REGISTRY.convert(task))`, the stock TaskConverter.to_dict, with the children's ids given as text
+    and the internal data converted without a Python call per plain item (a multi-instance task's list of merged
+    children grows to one id per item)."""
+    if parent is None:
+        data, delta = task.data, {}
+    else:
+        data, delta = {}, {"updates": DeepMerge.get_updated_keys(parent.data, task.data),
+                           "deletions": DeepMerge.get_deleted_keys(parent.data, task.data)}
+    return _ENCODE({
+        "id": str(task.id),
+        "parent": str(task._parent) if parent is not None else None,
+        "children": children,
+        "last_state_change": task.last_state_change,
+        "state": task._state,
+        "task_spec": task.task_spec.name,
+        "triggered": task.triggered,
+        "internal_data": _converted(task.internal_data),
+        "data": data,
+        "delta": delta,
+        "typename": _TASK_TYPENAME,
+    })
 
-    repr, not JSON: a few times cheaper on small values, and as exact for the JSON types the state can hold
-    (a value the encoder cannot write never gets a cached entry: encoding it raises, as it always did).
+
+_TASK_TYPENAME = REGISTRY.typenames[Task]
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _converted(value: Any) -> Any:
+    """REGISTRY.convert(value) (clean, then convert registered types inside dicts and lists), returning plain JSON
+    values as they are."""
+    cls = value.__class__
+    if cls in _SCALARS or (cls is list and all(item.__class__ in _SCALARS for item in value)):
+        return value
+    if cls is dict:
+        return {key: _converted(item) for key, item in value.items()
+                if not callable(item) and not isinstance(item, ModuleType)}
+    return REGISTRY.convert(value)
+
+
+def _content_of(task, parent) -> bytes | str:
+    """What the task converter writes of the task's data and internal data, as a type-exact fingerprint.
+
+    marshal, not JSON: several times cheaper, and as exact for the JSON types (it tells True from 1 and 1.0 from
+    1, and keeps key order); a value marshal cannot take (a date, a Decimal) falls back to repr. A value the
+    encoder cannot write never gets a cached entry: encoding it raises, as it always did.
     """
     data = task.data
     if parent is None:
-        return repr((data, task.internal_data))
-    # DeepMerge.get_updated_keys / get_deleted_keys, as TaskConverter.to_dict computes the delta.
-    pdata = parent.data
-    return repr(({key: value for key, value in data.items() if key not in pdata or value != pdata[key]},
-                 [key for key in pdata if key not in data], task.internal_data))
+        content = (data, task.internal_data)
+    else:
+        # DeepMerge.get_updated_keys / get_deleted_keys, as TaskConverter.to_dict computes the delta; a value that
+        # is its parent's own object is equal to it unless it is a NaN (share_parent_values makes that common).
+        pdata = parent.data
+        updated = {}
+        for name, value in data.items():
+            if name in pdata:
+                shared = pdata[name]
+                if value is shared:
+                    if value.__class__ is not float or value == value:
+                        continue
+                elif not value != shared:
+                    continue
+            updated[name] = value
+        content = (updated, [name for name in pdata if name not in data], task.internal_data)
+    try:
+        return marshal.dumps(content, 2)  # version 2: no back-references, so equal content gives equal bytes
+    except ValueError:
+        return repr(content)
 
 
 TASK_JSON = TaskJsonCache()

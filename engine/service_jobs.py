@@ -43,7 +43,7 @@ def topic_of(task: SpiffTask) -> str | None:
 def waiting_services(workflow: BpmnWorkflow) -> ServiceMap:
     """Every external task parked in STARTED, waiting for its handler."""
     return {str(task.id): task.task_spec.bpmn_id for task in iter_tasks(workflow)
-            if task.state == TaskState.STARTED and topic_of(task) is not None}
+            if task._state == TaskState.STARTED and topic_of(task) is not None}
 
 
 def retry_policy(task_properties: dict, default: RetryPolicy) -> RetryPolicy:

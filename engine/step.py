@@ -41,6 +41,7 @@ from engine.runtime import snapshot
 from engine.sql import Batch
 from engine.sql import Prepared
 from engine.status import transition
+from engine.workflow import share_parent_values
 
 OPEN_WORK = TaskState.READY | TaskState.STARTED
 T = TypeVar("T")
@@ -86,6 +87,7 @@ def run(workflow: BpmnWorkflow, action: Callable[[], None] | None, recorder: Rec
     except (SpiffWorkflowException, DealflowError) as exc:
         failure = describe_failure(exc)
     changes = diff(before, workflow)
+    share_parent_values(changes.created)
     return Outcome(changes, failure, recorder.engine_steps(changes), timers_before, subscriptions_before,
                    services_before)
 
@@ -93,20 +95,16 @@ def run(workflow: BpmnWorkflow, action: Callable[[], None] | None, recorder: Rec
 def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
     if failure:
         return InstanceStatus.ERROR
-    # One pass over the task maps: SpiffWorkflow's tree iterator costs several times as much per task.
-    open_work = False
-    for task in iter_tasks(workflow):
-        state = task.state
-        if state == TaskState.ERROR:
-            return InstanceStatus.ERROR
-        if state & OPEN_WORK:
-            open_work = True
+    # The states present, from one pass over the task maps: SpiffWorkflow's tree iterator costs far more per task.
+    states = {task._state for task in iter_tasks(workflow)}
+    if TaskState.ERROR in states:
+        return InstanceStatus.ERROR
     # workflow.is_completed() with a map scan instead of its tree walk, flag included (it is part of the state).
-    if not workflow.completed and not any(t.state & TaskState.NOT_FINISHED_MASK for t in workflow.tasks.values()):
+    if not workflow.completed and not any(t._state & TaskState.NOT_FINISHED_MASK for t in workflow.tasks.values()):
         workflow.completed = True
     if workflow.completed:
         return InstanceStatus.COMPLETED
-    return InstanceStatus.RUNNING if open_work else InstanceStatus.WAITING
+    return InstanceStatus.RUNNING if any(state & OPEN_WORK for state in states) else InstanceStatus.WAITING
 
 
 def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, outcome: Outcome,
