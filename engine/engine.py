@@ -56,6 +56,7 @@ from engine.status import FINAL
 from engine.status import ensure_active
 from engine.status import transition
 from engine.sweep import JobCommands
+from engine.views import OPEN_TASKS_IN_VIEW
 from engine.views import InstanceView
 from engine.views import TaskView
 
@@ -292,13 +293,15 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
 
         The open tasks are the rows this command created, unless the workflow has other ready user tasks
         (parallel branches, multi-instance): then they are read, in the transaction, as get_instance reads them.
+        Either way the view lists the oldest OPEN_TASKS_IN_VIEW and counts them all.
         """
         created = {row.id for row in new_rows}
         if any(t.state == TaskState.READY and is_human(t) and str(t.id) not in created for t in iter_tasks(workflow)):
-            tasks = queries.open_task_views(session, instance.id)
+            tasks, count = queries.open_task_views(session, instance.id)
         else:
-            tasks = [TaskView.of(row) for row in sorted(new_rows, key=lambda row: (row.created_at, row.id))]
-        return queries.instance_view(instance, loaded, workflow, tasks, detach=self._workflows.maxsize > 0)
+            oldest = sorted(new_rows, key=lambda row: (row.created_at, row.id))[:OPEN_TASKS_IN_VIEW]
+            tasks, count = [TaskView.of(row) for row in oldest], len(new_rows)
+        return queries.instance_view(instance, loaded, workflow, tasks, count, detach=self._workflows.maxsize > 0)
 
     def _task_row(self, session: Session, task_id: str) -> HumanTask:
         row = inbox.load_row(session, str(task_id))

@@ -12,6 +12,7 @@ from sqlalchemy import Select
 from sqlalchemy import and_
 from sqlalchemy import bindparam
 from sqlalchemy import case
+from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -34,6 +35,7 @@ from engine.runtime import element_ids
 from engine.runtime import load_workflow
 from engine.runtime import variables_of
 from engine.sql import Prepared
+from engine.views import OPEN_TASKS_IN_VIEW
 from engine.views import EventView
 from engine.views import InstanceView
 from engine.views import TaskView
@@ -123,19 +125,26 @@ def task_query(f: TaskFilter) -> Select:
 
 
 _TASK_FIELDS = [HumanTask.__table__.c[name] for name in TaskView.__dataclass_fields__ if name != "variables"]
-_OPEN_TASKS = Prepared(select(*_TASK_FIELDS)
-                       .where(HumanTask.instance_id == bindparam("b_instance"), HumanTask.status == TaskStatus.OPEN)
-                       .order_by(*SORTS["created"]).limit(MAX_PAGE))
+_OPEN = (HumanTask.instance_id == bindparam("b_instance"), HumanTask.status == TaskStatus.OPEN)
+# One row more than a view lists: it tells whether the count needs a query of its own.
+_OPEN_TASKS = Prepared(select(*_TASK_FIELDS).where(*_OPEN).order_by(*SORTS["created"]).limit(OPEN_TASKS_IN_VIEW + 1))
+_OPEN_TASK_COUNT = Prepared(select(func.count().label("n")).select_from(HumanTask).where(*_OPEN))
 
 
 _INSTANCE_STATE = select(ProcessInstance.definition_id, ProcessInstance.lock_version, ProcessInstance.state_json).where(
     ProcessInstance.id == bindparam("b_id"))
 
 
-def open_task_views(session: Session, instance_id: int) -> list[TaskView]:
-    """The instance's open tasks as get_instance lists them, read as plain rows (no ORM objects: an instance with
-    hundreds of parallel tasks lists them all after every command)."""
-    return [TaskView(**row) for row in _OPEN_TASKS.all(session, {"b_instance": instance_id})]
+def open_task_views(session: Session, instance_id: int) -> tuple[list[TaskView], int]:
+    """The instance's oldest open tasks (at most OPEN_TASKS_IN_VIEW) as plain rows, and how many it has in all.
+
+    The count is a second query only when there are more than a view lists: most instances have a few open tasks,
+    and every command's answer reads them.
+    """
+    params = {"b_instance": instance_id}
+    rows = _OPEN_TASKS.all(session, params)
+    count = len(rows) if len(rows) <= OPEN_TASKS_IN_VIEW else _OPEN_TASK_COUNT.first(session, params)["n"]
+    return [TaskView(**row) for row in rows[:OPEN_TASKS_IN_VIEW]], count
 
 
 def _detached(value: Any) -> Any:
@@ -148,8 +157,8 @@ def _detached(value: Any) -> Any:
 
 
 def instance_view(instance: ProcessInstance, loaded: LoadedSpec, workflow, open_tasks: list[TaskView],
-                  *, detach: bool = False) -> InstanceView:
-    """The view of an instance from its row, its workflow and its open tasks.
+                  open_task_count: int, *, detach: bool = False) -> InstanceView:
+    """The view of an instance from its row, its workflow, its oldest open tasks and how many it has in all.
 
     `detach` copies the variables deeply: a workflow that stays cached must not share objects with an answer that
     another thread may still be serializing while the next command changes them.
@@ -160,7 +169,7 @@ def instance_view(instance: ProcessInstance, loaded: LoadedSpec, workflow, open_
         id=instance.id, process_key=instance.process_key, version=loaded.version,
         definition_id=instance.definition_id, business_key=instance.business_key,
         status=instance.status, started_at=instance.started_at, started_by=instance.started_by,
-        ended_at=instance.ended_at, error_message=instance.error_message,
+        ended_at=instance.ended_at, error_message=instance.error_message, open_task_count=open_task_count,
         variables=_detached(variables) if detach else variables, open_tasks=open_tasks,
         active_elements=active, completed_elements=completed,
     )
@@ -176,15 +185,15 @@ class Queries:
         self._script_engine = script_engine
 
     def get_instance(self, instance_id: int) -> InstanceView:
-        """Status, variables, open tasks and the BPMN elements active and done."""
+        """Status, variables, the oldest open tasks and their count, and the BPMN elements active and done."""
         with self._sf() as session:
             instance = session.get(ProcessInstance, instance_id)
             if instance is None:
                 raise NotFound(f"There is no process instance {instance_id}.")
             loaded = self._specs.get(session, instance.definition_id)
             workflow = load_workflow(instance.state_json, loaded, self._script_engine)
-            tasks = session.scalars(task_query(TaskFilter(instance_id=instance_id, limit=MAX_PAGE))).all()
-            return instance_view(instance, loaded, workflow, [TaskView.of(t) for t in tasks])
+            tasks, count = open_task_views(session, instance_id)
+            return instance_view(instance, loaded, workflow, tasks, count)
 
     def list_instances(self, *, business_key: str | None = None, process_key: str | None = None,
                        status: str | None = None, limit: int = 50, offset: int = 0) -> list[dict]:

@@ -10,6 +10,10 @@ from typing import Any
 from engine.models import AuditEvent
 from engine.models import HumanTask
 
+# An instance view lists at most this many open tasks, the oldest first, and counts them all (`open_task_count`):
+# a multi-instance approval over hundreds of items would otherwise answer every completion with every task. The
+# rest are in the inbox, filtered by instance.
+OPEN_TASKS_IN_VIEW = 50
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
@@ -70,6 +74,8 @@ class InstanceView(_View):
     started_by: str
     ended_at: datetime | None
     error_message: str | None
+    # How many open tasks the instance has in all; `open_tasks` holds the oldest OPEN_TASKS_IN_VIEW of them.
+    open_task_count: int
     variables: dict[str, Any] = field(default_factory=dict)
     open_tasks: list[TaskView] = field(default_factory=list)
     active_elements: list[str] = field(default_factory=list)

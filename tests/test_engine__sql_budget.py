@@ -13,6 +13,7 @@ from bench.common import PROCESS_KEY
 from bench.common import variables
 from bench.sqlcount import SqlCounter
 from engine.engine import Engine
+from engine.views import OPEN_TASKS_IN_VIEW
 from tests.factories import actor
 from tests.factories import deploy
 
@@ -58,6 +59,28 @@ def test_a_step_is_one_write_transaction_of_at_most_ten_statements(session_facto
         assert (transactions, writes) == (1, 1), (kind, transactions, writes)
         # The prepared statements are seen: a start inserts the instance, its task and the audit events at least.
         assert 4 <= statements <= MAX_STATEMENTS, (kind, statements)
+
+
+@pytest.mark.parametrize("cache", [0, 16], ids=["from-the-row", "cached"])
+def test_a_completion_that_counts_its_open_tasks_stays_within_the_budget(session_factory, clock, script_pool, counter,
+                                                                         cache):
+    # A multi-instance approval over more items than a view lists: the start answers from the rows it created, a
+    # completion reads one page and then counts the rest, the one command that needs that extra statement.
+    deploy(session_factory, "approvals.bpmn")
+    engine = Engine(session_factory, clock=clock, script_pool=script_pool, workflow_cache=cache)
+    items = [{"sku": f"SKU-{n}"} for n in range(OPEN_TASKS_IN_VIEW + 10)]
+    with counter.counting():
+        view = engine.start_instance("approvals", actor=ALICE, variables={"items": items})
+    assert view.open_task_count == len(items) and len(view.open_tasks) == OPEN_TASKS_IN_VIEW
+    # The start counts the rows it created, without a query.
+    assert (len(counter.transactions), counter.write_transactions) == (1, 1)
+    assert counter.statements <= MAX_STATEMENTS, counter.statements
+    for done in range(1, 4):
+        with counter.counting():
+            view = engine.complete_task(view.open_tasks[0].id, actor=ALICE, data={"ok": True})
+        assert view.open_task_count == len(items) - done and len(view.open_tasks) == OPEN_TASKS_IN_VIEW
+        assert (len(counter.transactions), counter.write_transactions) == (1, 1)
+        assert counter.statements <= MAX_STATEMENTS, counter.statements
 
 
 def test_the_counter_sees_statements_that_bypass_sqlalchemy(db_engine, counter):

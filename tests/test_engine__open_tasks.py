@@ -1,0 +1,74 @@
+"""An instance view lists at most OPEN_TASKS_IN_VIEW open tasks, the oldest first, and counts them all.
+
+A parallel multi-instance approval (tests/bpmn/approvals.bpmn, one user task per line item) is the instance with
+many open tasks. Every command loads the instance from its row (the fixture's engine keeps no workflow cache).
+"""
+
+import pytest
+
+from engine.engine import Engine
+from engine.queries import TaskFilter
+from engine.views import OPEN_TASKS_IN_VIEW
+from tests.factories import actor
+from tests.factories import deploy
+
+ALICE = actor("alice", groups=("sales",))
+
+
+@pytest.fixture
+def approve(engine, session_factory):
+    deploy(session_factory, "approvals.bpmn")
+
+    def start(items: int):
+        return engine.start_instance("approvals", actor=ALICE, variables={"items": [f"item-{n}" for n in range(items)]})
+
+    return start
+
+
+def _all_open(engine, instance_id: int) -> list[str]:
+    return [t.id for t in engine.list_tasks(TaskFilter(instance_id=instance_id, limit=500))]
+
+
+def test_a_view_lists_the_oldest_fifty_and_counts_all_sixty(approve, engine, session_factory, clock):
+    started = approve(60)
+    assert (len(started.open_tasks), started.open_task_count) == (OPEN_TASKS_IN_VIEW, 60)
+    # The answer to the start comes from the rows it created; it is the same page the database gives.
+    assert [t.id for t in started.open_tasks] == _all_open(engine, started.id)[:OPEN_TASKS_IN_VIEW]
+    done = engine.complete_task(started.open_tasks[0].id, actor=ALICE, data={"ok": True})
+    # The completion reads the other tasks from the database: 51 rows, so it counts them.
+    assert (len(done.open_tasks), done.open_task_count) == (OPEN_TASKS_IN_VIEW, 59)
+    assert [t.id for t in done.open_tasks] == _all_open(engine, started.id)[:OPEN_TASKS_IN_VIEW]
+    assert started.open_tasks[0].id not in {t.id for t in done.open_tasks}
+    # A second engine (cold caches) reads the same view through get_instance.
+    again = Engine(session_factory, clock=clock).get_instance(started.id)
+    assert again.open_tasks == done.open_tasks and again.open_task_count == 59
+
+
+def test_a_small_approval_lists_every_task(approve, engine):
+    started = approve(10)
+    assert (len(started.open_tasks), started.open_task_count) == (10, 10)
+    done = engine.complete_task(started.open_tasks[3].id, actor=ALICE, data={"ok": True})
+    assert (len(done.open_tasks), done.open_task_count) == (9, 9)
+    assert engine.get_instance(started.id).open_task_count == 9
+
+
+def test_the_count_is_exact_around_the_page_size(approve, engine):
+    # 52 -> 51 -> 50 open tasks: the read of 51 rows decides whether to count, so the edges must not be off by one.
+    view = approve(OPEN_TASKS_IN_VIEW + 2)
+    counts = [view.open_task_count]
+    for _ in range(3):
+        view = engine.complete_task(view.open_tasks[-1].id, actor=ALICE, data={"ok": True})
+        counts.append(view.open_task_count)
+        assert len(view.open_tasks) == min(view.open_task_count, OPEN_TASKS_IN_VIEW)
+        assert engine.get_instance(view.id).open_task_count == view.open_task_count
+    assert counts == [52, 51, 50, 49]
+
+
+def test_a_finished_or_cancelled_instance_counts_none(approve, engine):
+    started = approve(3)
+    cancelled = engine.cancel_instance(started.id, actor=actor("sue", roles=("admin",)))
+    assert cancelled.open_tasks == [] and cancelled.open_task_count == 0
+    view = approve(2)
+    for task in list(view.open_tasks):
+        view = engine.complete_task(task.id, actor=ALICE, data={"ok": True})
+    assert view.status == "completed" and (view.open_tasks, view.open_task_count) == ([], 0)
