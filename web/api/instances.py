@@ -15,6 +15,7 @@ from web.api.common import page_of_query
 from web.api.common import services
 from web.api.common import viewer
 from web.api.policy import Op
+from web.api.policy import Scope
 from web.api.policy import check
 from web.api.policy import reach
 from web.api.policy import require
@@ -34,8 +35,20 @@ SUMMARY = (ProcessInstance.id, ProcessInstance.process_key, ProcessInstance.defi
 
 
 def as_seen(view):
-    """The instance with only the open tasks this user may see."""
-    return replace(view, open_tasks=viewer().visible_tasks(view.open_tasks, reach(actor(), Op.TASK_READ)))
+    """The instance with only the open tasks this user may see, and how many of those it has in all.
+
+    Someone who may read every task gets the view as it is. For anyone else the count is of the tasks they may see
+    (the instance's own count would tell them about hidden ones), and the tasks listed are the oldest of those: the
+    view's list filtered when it holds every open task, else a page and a count read as the task list reads them.
+    """
+    scope = reach(actor(), Op.TASK_READ)
+    if scope >= Scope.ALL:
+        return view
+    if view.open_task_count <= len(view.open_tasks):
+        tasks = viewer().visible_tasks(view.open_tasks, scope)
+        return replace(view, open_tasks=tasks, open_task_count=len(tasks))
+    tasks, count = viewer().visible_open_tasks(view.id, scope)
+    return replace(view, open_tasks=tasks, open_task_count=count)
 
 
 def _label(instance_id: int) -> str:

@@ -10,6 +10,7 @@ from marshmallow import validate
 from engine.actor import ROLES
 from engine.models import InstanceStatus
 from engine.queries import SORTS
+from engine.views import OPEN_TASKS_IN_VIEW
 
 MAX_INT = 2**31 - 1  # the largest id or version a database integer column holds
 MAX_PAGE = 100_000
@@ -128,6 +129,9 @@ class TaskQuerySchema(PageArgsSchema):
     assignee = _text(150, metadata={"description": "'me' or a username."})
     candidate_group = _text(150)
     business_key = _text(255)
+    instance = fields.Integer(validate=validate.Range(min=1, max=MAX_INT), metadata={
+        "description": "Only this process instance's tasks, page by page (its own view lists at most "
+                       f"{OPEN_TASKS_IN_VIEW})."})
     due_before = _moment()
     overdue = fields.Boolean(metadata={"description": "true: open tasks past their due date; false: the others."})
     sort = fields.String(load_default="created", validate=validate.OneOf(list(SORTS)))
@@ -237,7 +241,14 @@ class InstanceSchema(InstanceSummarySchema):
     version = fields.Integer(required=True)
     error_message = _maybe(fields.String, required=True)
     variables = fields.Dict(required=True)
-    open_tasks = fields.List(fields.Nested(TaskSchema), required=True)
+    open_tasks = fields.List(fields.Nested(TaskSchema), required=True, metadata={
+        "description": f"The oldest open tasks you may see, at most {OPEN_TASKS_IN_VIEW}; all of them: "
+                       "GET /api/v1/tasks?instance=<id>."})
+    open_task_count = fields.Integer(required=True, metadata={
+        "description": "How many open tasks you may see in this instance: `open_tasks` lists at most "
+                       f"{OPEN_TASKS_IN_VIEW}, the oldest first, and GET /api/v1/tasks?instance=<id> pages through "
+                       "all of them. It counts every open task when your roles let you read every task, else only "
+                       "those you may see, never hidden ones."})
     active_elements = fields.List(fields.String(), required=True)
     completed_elements = fields.List(fields.String(), required=True)
     incidents = fields.List(fields.Nested(IncidentSchema), required=True, metadata={

@@ -9,6 +9,7 @@ from functools import cached_property
 
 from sqlalchemy import ColumnElement
 from sqlalchemy import false
+from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import true
@@ -21,7 +22,10 @@ from engine.actor import Actor
 from engine.errors import NotFound
 from engine.models import HumanTask
 from engine.models import ProcessInstance
+from engine.queries import TaskFilter
 from engine.queries import offered_task_ids
+from engine.queries import task_query
+from engine.views import OPEN_TASKS_IN_VIEW
 from engine.views import TaskView
 from web.api.policy import Scope
 
@@ -107,3 +111,18 @@ class Viewer:
     def visible_tasks(self, tasks: Iterable[TaskView], scope: Scope) -> list[TaskView]:
         """Only the tasks within `scope` (an instance's open tasks, as this actor may see them)."""
         return [t for t in tasks if self.task_relation(t) <= scope]
+
+    def visible_open_tasks(self, instance_id: int, scope: Scope) -> tuple[list[TaskView], int]:
+        """The instance's oldest open tasks within `scope` (as many as a view lists), and how many there are in all.
+
+        For an instance with more open tasks than its view lists: the view's page, filtered, could leave out tasks
+        this actor may see, and its count would include tasks they may not.
+        """
+        query = task_query(TaskFilter(instance_id=instance_id, limit=OPEN_TASKS_IN_VIEW)).where(
+            self.task_clause(scope))
+        with self._sf() as session:
+            tasks = [TaskView.of(row) for row in session.scalars(query)]
+            if len(tasks) < OPEN_TASKS_IN_VIEW:
+                return tasks, len(tasks)
+            every = query.order_by(None).limit(None).offset(None).subquery()
+            return tasks, session.scalar(select(func.count()).select_from(every))

@@ -45,8 +45,8 @@ def task_list(args):
     now = utcnow()
     task_filter = TaskFilter(
         assignee=actor().username if assignee == "me" else assignee, candidate_group=args.get("candidate_group"),
-        business_key=args.get("business_key"), due_before=args.get("due_before"), sort=args["sort"],
-        overdue_at=now if args.get("overdue") is True else None, limit=MAX_PAGE,
+        business_key=args.get("business_key"), instance_id=args.get("instance"), due_before=args.get("due_before"),
+        sort=args["sort"], overdue_at=now if args.get("overdue") is True else None, limit=MAX_PAGE,
     )
     query = task_query(task_filter).where(viewer().task_clause(reach(actor(), Op.TASK_READ)))
     if args.get("overdue") is False:
