@@ -122,3 +122,19 @@ def test_setup_demo_deploys_the_shipped_process_and_fills_the_inboxes_once(cli, 
     again = cli("setup-demo")
     assert again.exit_code == 0 and "lead -> deal" not in again.stdout and "deployed" not in again.stdout
     assert len(engine.list_instances()) == 3
+
+
+def test_show_says_how_many_open_tasks_it_does_not_list(cli):
+    # A multi-instance approval over 55 items: the view lists 50, and the rest are one command away.
+    _users(cli)
+    cli("deploy", str(BPMN_DIR / "approvals.bpmn"))
+    items = json.dumps([f"item-{n}" for n in range(55)])
+    started = _json(cli("start", "approvals", "--var", f"items={items}", "--as", "dana", "--json"))
+    assert (len(started["open_tasks"]), started["open_task_count"]) == (50, 55)
+    text = cli("show", str(started["id"])).stdout
+    assert f"... and 5 more (tasks --instance {started['id']})" in text
+    listed = _json(cli("tasks", "--instance", str(started["id"]), "--json"))
+    assert [t["id"] for t in listed[:50]] == [t["id"] for t in started["open_tasks"]] and len(listed) == 55
+    assert len(_json(cli("tasks", "--instance", str(started["id"]), "--user", "lena", "--json"))) == 0
+    small = _json(cli("start", "approvals", "--var", 'items=["a", "b"]', "--as", "dana", "--json"))
+    assert "more (tasks" not in cli("show", str(small["id"])).stdout

@@ -3,6 +3,7 @@
 import functools
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -107,13 +108,13 @@ def _register(cli):
     @command(cli, "tasks", help="Open tasks: a user's inbox with --user, else all.")
     @click.option("--user", default=None, help="Tasks this user may work on (assigned or offered).")
     @click.option("--business-key", default=None)
+    @click.option("--instance", "instance_id", type=int, default=None, help="Only this process instance's tasks.")
     @click.option("--sort", type=click.Choice(["created", "due", "priority"]), default="created")
-    def tasks(user, business_key, sort):
-        task_filter = TaskFilter(business_key=business_key, sort=sort, limit=500)
+    def tasks(user, business_key, instance_id, sort):
+        task_filter = TaskFilter(business_key=business_key, instance_id=instance_id, sort=sort, limit=500)
         if user:
             who = _actor(user)
-            task_filter = TaskFilter(user=who.username, groups=who.groups, business_key=business_key, sort=sort,
-                                     limit=500)
+            task_filter = replace(task_filter, user=who.username, groups=who.groups)
         return fmt.tasks(_services().engine.list_tasks(task_filter))
 
     @command(cli, "complete", help="Complete a task with form data.")

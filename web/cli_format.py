@@ -76,6 +76,9 @@ def instance(view, history=None) -> Output:
         lines.append(f"Error:    {view.error_message}")
     lines.append("Open tasks:" if view.open_tasks else "Open tasks: none")
     lines += [f"  {_task_line(t)}" for t in view.open_tasks]
+    more = view.open_task_count - len(view.open_tasks)
+    if more > 0:  # the view lists the oldest few; the task list has them all
+        lines.append(f"  ... and {more} more (tasks --instance {view.id})")
     if view.variables:
         lines.append("Variables: " + ", ".join(f"{k}={v!r}" for k, v in sorted(view.variables.items())))
     document = view.to_dict()

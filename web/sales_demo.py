@@ -33,6 +33,8 @@ from engine.engine import Engine
 from engine.migrate import upgrade
 from engine.models import Job
 from engine.models import Notification
+from engine.queries import MAX_PAGE
+from engine.queries import TaskFilter
 from engine.views import InstanceView
 from engine.views import TaskView
 from handlers import mail as mail_handler
@@ -85,7 +87,8 @@ class DealDriver:
         return self.sweep()
 
     def open_tasks(self) -> list[TaskView]:
-        return self.engine.get_instance(self.instance_id).open_tasks
+        """Every open task of the deal's instance (its view would list only the oldest 50)."""
+        return self.engine.list_tasks(TaskFilter(instance_id=self.instance_id, limit=MAX_PAGE))
 
     def open_ids(self) -> list[str]:
         return sorted(t.bpmn_id for t in self.open_tasks())
