@@ -95,10 +95,14 @@ class HumanTask(Base):
         Index("ix_human_task_status_due", "status", "due_at"),
         # The inbox's default order: walked in order, so a page of 50 stops after 50 visible rows.
         Index("ix_human_task_status_created", "status", "created_at", "id"),
+        # An instance's open tasks, oldest first (every view after a command lists them and counts them): walked in
+        # order from the index, so a multi-instance task with hundreds of open siblings costs a page, not a sort.
+        # Its first column also serves every lookup by instance.
+        Index("ix_human_task_instance_status_created", "instance_id", "status", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the SpiffWorkflow task id
-    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"), index=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id"))
     process_key: Mapped[str] = mapped_column(String(255))
     business_key: Mapped[str | None] = mapped_column(String(255), index=True)
     bpmn_id: Mapped[str] = mapped_column(String(255))
