@@ -1,7 +1,8 @@
-"""SpiffWorkflow's BpmnWorkflow with its two per-step tree walks answered from the task map when that is exact.
+"""SpiffWorkflow's BpmnWorkflow with its per-step tree walks answered from the task map when that is exact.
 
 After every task it runs, SpiffWorkflow walks the whole task tree twice: once for the WAITING tasks to update
-(`update_waiting_tasks`) and once for the READY engine tasks to run (`_do_engine_steps`). Its tree iterator costs
+(`update_waiting_tasks`) and once for the READY engine tasks to run (`_do_engine_steps`); `is_completed` walks it
+past every finished task to the first unfinished one. Its tree iterator costs
 3-4 µs per task, so a multi-instance approval over 300 items pays ~2 ms of walking for each item approved, and
 O(items²) for the approval. Most steps find nothing to do or exactly one thing, which one pass over the task map
 (a C-speed comprehension) tells; only then is the walk skipped. Every other case (several candidates, whose order
