@@ -15,6 +15,7 @@ from engine.models import HumanTask
 # rest are in the inbox, filtered by instance.
 OPEN_TASKS_IN_VIEW = 50
 
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
