@@ -21,11 +21,15 @@ from bench.common import PROCESS_KEY
 from bench.common import variables
 from engine.database import SQLITE_STORAGE
 from engine.serialization import StateOnlyWorkflowConverter
+from engine.workflow import DealflowWorkflow
 
 
 def default_serializer() -> BpmnWorkflowSerializer:
-    """SpiffWorkflow's default serializer for Camunda diagrams (spec embedded in every document)."""
-    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(dict(DEFAULT_CONFIG)))
+    """SpiffWorkflow's default serializer for Camunda diagrams (spec embedded in every document), told that the
+    engine's DealflowWorkflow is a BpmnWorkflow (as Dealflow's own registry is)."""
+    registry = BpmnWorkflowSerializer.configure(dict(DEFAULT_CONFIG))
+    DEFAULT_CONFIG[BpmnWorkflow](DealflowWorkflow, registry, typename=registry.typenames[BpmnWorkflow])
+    return BpmnWorkflowSerializer(registry)
 
 
 class RawSpiff:
