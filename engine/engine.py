@@ -295,8 +295,8 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         (parallel branches, multi-instance): then they are read, in the transaction, as get_instance reads them.
         Either way the view lists the oldest OPEN_TASKS_IN_VIEW and counts them all.
         """
-        created = {row.id for row in new_rows}
-        if any(t.state == TaskState.READY and is_human(t) and str(t.id) not in created for t in iter_tasks(workflow)):
+        # Every row this command created is a ready user task: any more of them were there before.
+        if sum(1 for t in iter_tasks(workflow) if t._state == TaskState.READY and is_human(t)) > len(new_rows):
             tasks, count = queries.open_task_views(session, instance.id)
         else:
             oldest = sorted(new_rows, key=lambda row: (row.created_at, row.id))[:OPEN_TASKS_IN_VIEW]

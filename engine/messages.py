@@ -54,7 +54,7 @@ def waiting_subscriptions(workflow: BpmnWorkflow) -> Subscriptions:
 def _event_subprocess_starts(workflow: BpmnWorkflow) -> list[tuple[Any, Any]]:
     """(start event spec, message/signal definition) of the process's event sub-processes that may fire now: the
     process runs, and no instance of that event sub-process is running already."""
-    # Most processes have none: answer before is_completed, which walks the task tree.
+    # Most processes have none: nothing to look at.
     if not workflow.spec.start.trigger_specs:
         return []
     if workflow.is_completed() or workflow.task_tree.state == TaskState.CANCELLED:

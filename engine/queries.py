@@ -229,7 +229,7 @@ class Queries:
                 return TaskView.of(row, dict(task.data) if task is not None else {})
             try:
                 task = workflow.get_task_from_id(UUID(row.id))
-                return TaskView.of(row, copy.deepcopy(task.data) if task is not None else {})
+                return TaskView.of(row, _detached(task.data) if task is not None else {})
             finally:
                 self._workflows.put(row.instance_id, instance.lock_version, workflow)
 

@@ -140,8 +140,8 @@ class TaskJsonCache:
     depends on the task's own fields and on its parent's data; both are compared on every dump (a multi-instance
     child sees every merge into its parent). Scalars are compared as they are; the delta and the internal data
     by a type-exact fingerprint (`_content_of`: True is not 1, 1.0 is not 1, and key order counts). A task whose
-    fingerprint is unchanged keeps its text; the others go through the stock converter. The comparison is
-    O(tasks) in cheap steps; converting and encoding, the expensive part, is O(changed tasks).
+    fingerprint is unchanged keeps its text; the others are encoded as the stock converter would (`_task_json`).
+    The comparison is O(tasks) in cheap steps; converting and encoding, the expensive part, is O(changed tasks).
     """
 
     def __init__(self):

@@ -99,10 +99,7 @@ def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
     states = {task._state for task in iter_tasks(workflow)}
     if TaskState.ERROR in states:
         return InstanceStatus.ERROR
-    # workflow.is_completed() with a map scan instead of its tree walk, flag included (it is part of the state).
-    if not workflow.completed and not any(t._state & TaskState.NOT_FINISHED_MASK for t in workflow.tasks.values()):
-        workflow.completed = True
-    if workflow.completed:
+    if workflow.is_completed():  # DealflowWorkflow's: a map scan, the flag set as SpiffWorkflow sets it
         return InstanceStatus.COMPLETED
     return InstanceStatus.RUNNING if any(state & OPEN_WORK for state in states) else InstanceStatus.WAITING
 
