@@ -46,6 +46,18 @@ class UTCDateTime(TypeDecorator):
             return None
         return value.replace(tzinfo=UTC)
 
+    def result_processor(self, dialect, coltype):
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        # What SQLite's DATETIME processor (fromisoformat of the naive UTC text bound above) and
+        # process_result_value do, in one parse: 0.5 us a value instead of 3 (replace(tzinfo=) alone costs 2.5),
+        # and a page of task rows has several per row.
+        def process(value):
+            return None if value is None else datetime.fromisoformat(value + "+00:00")
+
+        return process
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

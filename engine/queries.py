@@ -1,6 +1,7 @@
 """Read side of the engine: instances, the inbox and history. Only the instance detail loads a workflow."""
 
 import copy
+import marshal
 import pickle
 from dataclasses import dataclass
 from datetime import datetime
@@ -144,12 +145,17 @@ def open_task_views(session: Session, instance_id: int) -> tuple[list[TaskView],
     params = {"b_instance": instance_id}
     rows = _OPEN_TASKS.all(session, params)
     count = len(rows) if len(rows) <= OPEN_TASKS_IN_VIEW else _OPEN_TASK_COUNT.first(session, params)["n"]
-    return [TaskView(**row) for row in rows[:OPEN_TASKS_IN_VIEW]], count
+    return [TaskView.of_columns(row) for row in rows[:OPEN_TASKS_IN_VIEW]], count
 
 
 def _detached(value: Any) -> Any:
-    """A deep copy: pickle's round trip is several times faster than copy.deepcopy on process data; anything it
-    cannot take is copied the slow way."""
+    """A deep copy: marshal's round trip (plain JSON-like values of the exact built-in types) is twice as fast as
+    pickle's, which is several times faster than copy.deepcopy on process data; each takes what the one before it
+    cannot (marshal refuses subclasses, dates and Decimals; pickle refuses some objects)."""
+    try:
+        return marshal.loads(marshal.dumps(value))
+    except ValueError:
+        pass
     try:
         return pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
     except Exception:  # noqa: BLE001 - an unpicklable value is still copyable

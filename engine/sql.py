@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import JSON
 from sqlalchemy import Table
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
@@ -125,6 +126,7 @@ class _Compiled:
     fixed: dict[str, Any]  # literal values SQLAlchemy turned into parameters (LIMIT 1, x + 1)
     columns: tuple[str, ...]
     results: tuple[Processor | None, ...]
+    decoded: tuple[int, ...]  # the result columns whose processor parses text into a new object (JSON)
 
     def parameters(self, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         values = dict(self.fixed)
@@ -138,8 +140,38 @@ class _Compiled:
         return tuple(values.get(name) for name in self.names)
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
+        return self._row(self.results, raw)
+
+    def _row(self, results: tuple[Processor | None, ...], raw: Sequence[Any]) -> dict[str, Any]:
         return {name: (value if process is None or value is None else process(value))
-                for name, process, value in zip(self.columns, self.results, raw, strict=True)}
+                for name, process, value in zip(self.columns, results, raw, strict=True)}
+
+    def rows(self, raws: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        """Every row; a JSON text that several rows hold (the form and the groups of a multi-instance task's
+        hundred siblings) is parsed once, and those rows share the value, which callers only read."""
+        if len(raws) < 2 or not self.decoded:
+            return [self._row(self.results, raw) for raw in raws]
+        results = list(self.results)
+        for index in self.decoded:
+            results[index] = _once(results[index])
+        results = tuple(results)
+        return [self._row(results, raw) for raw in raws]
+
+
+def _once(process: Processor) -> Processor:
+    """`process`, remembering its result for each distinct value."""
+    seen: dict[Any, Any] = {}
+
+    def parse(value):
+        try:
+            return seen[value]
+        except KeyError:
+            result = seen[value] = process(value)
+            return result
+        except TypeError:  # not hashable: a driver that decoded it already
+            return process(value)
+
+    return parse
 
 
 def _compile(statement: Executable, dialect: Dialect, column_keys: Iterable[str] | None = None) -> _Compiled:
@@ -153,12 +185,15 @@ def _compile(statement: Executable, dialect: Dialect, column_keys: Iterable[str]
             bind[name] = process
         if not param.required and param.value is not None:
             fixed[name] = param.effective_value
-    columns, results = [], []
+    columns, results, decoded = [], [], []
     for column in getattr(statement, "selected_columns", None) or getattr(statement, "_returning", ()) or ():
+        process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        if process is not None and isinstance(column.type, JSON):
+            decoded.append(len(results))
         columns.append(column.key)
-        results.append(column.type.dialect_impl(dialect).result_processor(dialect, None))
+        results.append(process)
     names = tuple(compiled.positiontup) if dialect.positional else None
-    return _Compiled(compiled.string, names, bind, fixed, tuple(columns), tuple(results))
+    return _Compiled(compiled.string, names, bind, fixed, tuple(columns), tuple(results), tuple(decoded))
 
 
 class Prepared:
@@ -211,7 +246,7 @@ class Prepared:
 
     def all(self, session: Session, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         compiled, raws = self._run(session, params, lambda cursor: cursor.fetchall())
-        return [compiled.row(raw) for raw in raws]
+        return compiled.rows(raws)
 
 
 # SQLite before 3.32 allowed 999 parameters per statement; staying under it keeps every build and PostgreSQL happy.

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import bindparam
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from engine.models import AuditEvent
@@ -100,3 +101,30 @@ def test_a_batch_checks_each_writes_row_count_when_it_ends(session_factory):
         batch.write(to_carol, {"b_seq": 99}, expect=1, error=Lost)  # no such row: the batch fails, carol is undone
     with session_factory() as session, session.begin():
         assert Prepared(select(EVENTS.c.actor)).all(session) == [{"actor": "bob"}] * 2
+
+
+def test_rows_holding_the_same_json_text_share_one_parsed_value(session_factory):
+    # A page of a multi-instance task's siblings holds one form and one group list, parsed once for the page.
+    shared = {"data": {"ok": True}, "n": [1, "x"]}
+    page = Prepared(select(EVENTS.c.seq, EVENTS.c.details, EVENTS.c.at).order_by(EVENTS.c.seq))
+    with session_factory() as session, session.begin():
+        InsertRows(EVENTS).execute(session, [_event(1, details=shared), _event(2, details=shared),
+                                             _event(3, details={"n": 3})])
+        rows = page.all(session)
+        core = [dict(row) for row in session.execute(page.statement).mappings()]
+    assert rows == core
+    assert [row["details"] for row in rows] == [shared, shared, {"n": 3}]
+    if session_factory.kw["bind"].dialect.name == "sqlite":  # psycopg parses JSON itself, a value per row
+        assert rows[0]["details"] is rows[1]["details"] and rows[2]["details"] is not rows[0]["details"]
+    assert all(row["at"] == AT and row["at"].utcoffset().total_seconds() == 0 for row in rows)
+
+
+def test_datetimes_stored_without_microseconds_read_back_as_aware_utc(session_factory):
+    # Rows written by SQL by hand (a migration, an operator's fix) may lack the fraction SQLAlchemy writes.
+    with session_factory() as session, session.begin():
+        InsertRows(EVENTS).execute(session, [_event(1)])
+        session.execute(EVENTS.update().values(at=text("'2026-11-23 09:30:15'")))
+        prepared = Prepared(select(EVENTS.c.at)).first(session)["at"]
+        orm = session.execute(select(EVENTS.c.at)).scalar_one()
+    assert prepared == orm == datetime(2026, 11, 23, 9, 30, 15, tzinfo=UTC)
+    assert prepared.utcoffset().total_seconds() == 0
