@@ -12,7 +12,11 @@ from app import create_app
 from app import db
 from app import services
 from crm.models import ApiToken
+from crm.tokens import issue_token
+from crm.tokens import resolve_token
 from crm.tokens import token_hash
+from crm.users import create_user
+from engine.actor import Actor
 from engine.db import utcnow
 from tests.api_support import assert_error
 from tests.api_support import deploy
@@ -100,6 +104,20 @@ def test_wrong_password_and_expired_or_deactivated_token_are_401(client, alice, 
     bob = api_users.add("bob")
     assert client.patch("/api/v1/users/bob", headers=admin, json={"active": False}).status_code == 200
     assert_error(client.get("/api/v1/tasks", headers=bob), 401)
+
+
+def test_a_token_stands_for_its_user_with_every_role_and_group(client):
+    now = utcnow()
+    with services(client.application).session_factory() as session, session.begin():
+        create_user(session, "gina", password=None, roles=("manager", "lawyer"), groups=("sales", "legal"))
+        create_user(session, "hal", password=None)
+        tokens = [issue_token(session, name, ttl=timedelta(hours=1), now=now)[0] for name in ("gina", "hal")]
+    with services(client.application).session_factory() as session:
+        gina, hal = (resolve_token(session, token, now) for token in tokens)
+        unknown = resolve_token(session, "dft_" + "x" * 43, now)
+        expired = resolve_token(session, tokens[0], now + timedelta(hours=1))
+    assert gina == Actor("gina", roles=frozenset({"manager", "lawyer"}), groups=frozenset({"sales", "legal"}))
+    assert hal == Actor("hal") and unknown is None and expired is None
 
 
 def test_repeated_failed_logins_get_429(app, client, alice):

@@ -59,7 +59,8 @@ def _task(task_id: str, op: Op) -> TaskView:
     """The task, if this user may do `op` on it (404 when they may not even see it, else 403)."""
     if len(task_id) > TASK_ID_MAX:
         raise NotFound(f"There is no task {task_id[:TASK_ID_MAX]!r}...")
-    task = services().engine.get_task(task_id)
+    # Only reading a task shows its variables; the other operations need the row, not the workflow.
+    task = services().engine.get_task(task_id, with_variables=op is Op.TASK_READ)
     check(actor(), op, viewer().task_relation(task), f"task {task.name or task.bpmn_id!r} ({task.id})",
           hidden=f"task {task_id!r}")
     return task
