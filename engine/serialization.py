@@ -145,7 +145,8 @@ class TaskJsonCache:
     """
 
     def __init__(self):
-        self._entries: weakref.WeakKeyDictionary[Any, dict[UUID, tuple]] = weakref.WeakKeyDictionary()
+        # Entries are keyed by the task object (hashed by identity in C; a UUID hashes in Python, 20x dearer).
+        self._entries: weakref.WeakKeyDictionary[Any, dict[Task, tuple]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def tasks_json(self, workflow) -> str:
@@ -155,18 +156,18 @@ class TaskJsonCache:
         after = {}
         tasks = workflow.tasks
         parent_id = parent = None
-        for task_id, task in tasks.items():
+        for task in tasks.values():
             if task._parent is not parent_id:  # siblings share their parent's id object: one lookup for them all
                 parent_id = task._parent
                 parent = tasks.get(parent_id)
             key = (task._state, task.last_state_change, task.triggered, task.task_spec.name, parent is not None,
                    parent_id, tuple(task._children), _content_of(task, parent))
-            entry = before.get(task_id)
+            entry = before.get(task)
             if entry is None or entry[0] != key:
                 # The children's ids as text, kept while they are the same (hundreds under a multi-instance task).
                 children = entry[2] if entry is not None and entry[0][6] == key[6] else [str(c) for c in key[6]]
-                entry = (key, f'"{task_id}":{_task_json(task, parent, children)}', children)
-            after[task_id] = entry
+                entry = (key, f'"{task.id}":{_task_json(task, parent, children)}', children)
+            after[task] = entry
         with self._lock:
             self._entries[workflow] = after
         return "{" + ",".join([entry[1] for entry in after.values()]) + "}"
