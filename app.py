@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 from crm.stages import StageListener
 from crm.users import emails_for
 from engine.database import configure_engine
+from engine.database import make_read_session_factory
 from engine.database import make_session_factory
 from engine.db import Base
 from engine.db import utcnow
@@ -38,6 +39,8 @@ class Services:
     """What the web layer and the CLI use; built once per app."""
 
     session_factory: sessionmaker[Session]
+    # One-statement reads (the bearer token of every API request): autocommit on PostgreSQL.
+    read_session_factory: sessionmaker[Session]
     engine: Engine
     catalogue: Catalogue
     script_pool: ScriptPool
@@ -147,6 +150,7 @@ def _services(app: Flask, session_factory: sessionmaker[Session]) -> Services:
     handlers = build_registry(app.config)
     return Services(
         session_factory=session_factory,
+        read_session_factory=make_read_session_factory(session_factory),
         engine=Engine(session_factory, script_pool=pool, clock=clock,
                       reminder_before=_duration(app.config["DEALFLOW_REMINDER_BEFORE"], "DEALFLOW_REMINDER_BEFORE"),
                       workflow_cache=app.config["DEALFLOW_WORKFLOW_CACHE"], handlers=handlers,

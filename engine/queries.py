@@ -21,6 +21,7 @@ from sqlalchemy.orm import sessionmaker
 
 from engine import inbox
 from engine import reminders
+from engine.database import make_read_session_factory
 from engine.definitions import LoadedSpec
 from engine.definitions import SpecCache
 from engine.errors import InvalidInput
@@ -185,6 +186,7 @@ class Queries:
     def __init__(self, session_factory: sessionmaker[Session], spec_cache: SpecCache, script_engine,
                  workflows: WorkflowCache | None = None):
         self._sf = session_factory
+        self._reads = make_read_session_factory(session_factory)
         self._specs = spec_cache
         self._workflows = workflows or WorkflowCache()
         # Attached to every loaded workflow, reads included: no workflow ever holds the unsandboxed default.
@@ -219,13 +221,18 @@ class Queries:
 
     def get_task(self, task_id: str, *, with_variables: bool = True) -> TaskView:
         """One task; with the variables it sees (this loads its workflow, unlike the inbox lists)."""
+        if not with_variables:
+            # The API asks this before every command on a task (its policy check): one statement, no transaction.
+            with self._reads() as session:
+                row = inbox.load_row(session, str(task_id))
+            if row is None:
+                raise NotFound(f"There is no task {task_id!r}.")
+            return TaskView.of(row)
         with self._sf() as session:
-            # Plain rows, not ORM objects: the API asks this before every command on a task (its policy check).
+            # Plain rows, not ORM objects.
             row = inbox.load_row(session, str(task_id))
             if row is None:
                 raise NotFound(f"There is no task {task_id!r}.")
-            if not with_variables:
-                return TaskView.of(row)
             instance = session.connection().execute(_INSTANCE_STATE, {"b_id": row.instance_id}).one()
             loaded = self._specs.get(session, instance.definition_id)
             # Borrow the cached workflow while reading (no command can take it meanwhile), then give it back.

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from engine.database import make_read_session_factory
 from engine.models import AuditEvent
 from engine.sql import Batch
 from engine.sql import InsertRows
@@ -128,3 +129,26 @@ def test_datetimes_stored_without_microseconds_read_back_as_aware_utc(session_fa
         orm = session.execute(select(EVENTS.c.at)).scalar_one()
     assert prepared == orm == datetime(2026, 11, 23, 9, 30, 15, tzinfo=UTC)
     assert prepared.utcoffset().total_seconds() == 0
+
+
+def test_one_statement_reads_run_without_a_transaction_on_postgresql(session_factory):
+    reads = make_read_session_factory(session_factory)
+    if session_factory.kw["bind"].dialect.name != "postgresql":
+        assert reads is session_factory  # SQLite has no round trips to save
+        return
+    from psycopg.pq import TransactionStatus
+
+    count = Prepared(select(func.count().label("n")).select_from(EVENTS))
+    for factory, status in ((reads, TransactionStatus.IDLE), (session_factory, TransactionStatus.INTRANS)):
+        with factory() as session:
+            assert count.first(session)["n"] == 0
+            assert session.connection().connection.driver_connection.info.transaction_status == status
+    # The pooled connection goes back to transactions: a write that is rolled back leaves nothing.
+    for _ in range(3):
+        with reads() as session:
+            count.first(session)
+        with session_factory() as session:
+            InsertRows(EVENTS).execute(session, [_event(1)])
+            session.rollback()
+    with session_factory() as session:
+        assert count.first(session)["n"] == 0

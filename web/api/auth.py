@@ -29,7 +29,7 @@ def authenticate() -> None:
     if token is None:
         raise Unauthorized("This endpoint needs a bearer token: get one with POST /api/v1/tokens and send it as "
                            "'Authorization: Bearer <token>'.")
-    with services().session_factory() as session:
+    with services().read_session_factory() as session:
         actor = resolve_token(session, token, utcnow())
     if actor is None:
         raise Unauthorized("The bearer token is unknown, expired or revoked, or its account is deactivated; get a "
