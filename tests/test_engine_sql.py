@@ -129,6 +129,11 @@ def test_datetimes_stored_without_microseconds_read_back_as_aware_utc(session_fa
         orm = session.execute(select(EVENTS.c.at)).scalar_one()
     assert prepared == orm == datetime(2026, 11, 23, 9, 30, 15, tzinfo=UTC)
     assert prepared.utcoffset().total_seconds() == 0
+    if session_factory.kw["bind"].dialect.name == "sqlite":  # text with an offset of its own, as SQLite keeps it
+        with session_factory() as session, session.begin():
+            session.execute(EVENTS.update().values(at=text("'2026-11-23 11:30:15+02:00'")))
+            again = Prepared(select(EVENTS.c.at)).first(session)["at"]
+        assert again == datetime(2026, 11, 23, 9, 30, 15, tzinfo=UTC) and again.utcoffset().total_seconds() == 0
 
 
 def test_one_statement_reads_run_without_a_transaction_on_postgresql(session_factory):
