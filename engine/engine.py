@@ -152,8 +152,13 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             keep.append((view, instance, workflow))
         return instance.id
 
-    def complete_task(self, task_id: str, *, actor: Actor, data: dict[str, Any] | None = None) -> InstanceView:
-        """Complete a user task with form data (validated), then run the process to its next wait state."""
+    def complete_task(self, task_id: str, *, actor: Actor, data: dict[str, Any] | None = None,
+                      answer: bool = True) -> InstanceView | None:
+        """Complete a user task with form data (validated), then run the process to its next wait state.
+
+        The answer is the instance's view; `answer=False` skips building it (a client completing tasks in bulk
+        does not read it, and on an instance with hundreds of open tasks it is most of a completion's work).
+        """
         with self._command() as (session, now):
             found = step.load_task_and_instance(session, str(task_id))
             if found is None:
@@ -177,8 +182,9 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             outcome = step.run(workflow, task.run, recorder)
             recorder.records[0].details["path"] = outcome.path
             outcome.changes.cancelled_human_ids[:] = [t for t in outcome.changes.cancelled_human_ids if t != task.id]
-            view = self._persist(session, instance, workflow, outcome, recorder, now, loaded, writes=lambda batch:
-                                 inbox.close(batch, row, TaskStatus.COMPLETED, actor.username, now))
+            view = self._persist(session, instance, workflow, outcome, recorder, now, loaded if answer else None,
+                                 writes=lambda batch: inbox.close(batch, row, TaskStatus.COMPLETED, actor.username,
+                                                                  now))
         self._keep(instance, workflow)
         return view
 

@@ -101,3 +101,29 @@ def test_the_documents_describe_where_the_rest_is(client, heads):
     count = schemas["Instance"]["properties"]["open_task_count"]
     assert "open_task_count" in schemas["Instance"]["required"]
     assert "/api/v1/tasks?instance=<id>" in count["description"] and "50" in count["description"]
+
+
+def test_a_bulk_client_completes_every_item_without_reading_answers(client, heads):
+    # Prefer: return=minimal (RFC 7240): 204, no instance in the answer, the same work done and audited.
+    started = _approval(client, heads["mia"], 3)
+    first, second, third = _task_ids(client, heads["mia"], started["id"])
+    minimal = {**heads["mia"], "Prefer": "respond-async, return=minimal; handling=strict"}
+    done = client.post(f"/api/v1/tasks/{first}/complete", headers=minimal, json={"data": {"ok": True}})
+    assert (done.status_code, done.data, done.headers["Preference-Applied"]) == (204, b"", "return=minimal")
+    assert _instance(client, heads["mia"], started["id"])["open_task_count"] == 2
+    # A retry with the same Idempotency-Key replays the 204 and completes nothing twice.
+    keyed = {**minimal, "Idempotency-Key": "approve-second"}
+    for _ in range(2):
+        again = client.post(f"/api/v1/tasks/{second}/complete", headers=keyed, json={"data": {"ok": True}})
+        assert (again.status_code, again.data, again.headers["Preference-Applied"]) == (204, b"", "return=minimal")
+    assert again.headers["Idempotent-Replayed"] == "true"
+    # Any other preference, or none, gets the instance as before.
+    full = client.post(f"/api/v1/tasks/{third}/complete", headers={**heads["mia"], "Prefer": "return=representation"},
+                       json={"data": {"ok": True}})
+    assert full.status_code == 200 and full.get_json()["status"] == "completed"
+    assert "Preference-Applied" not in full.headers
+    history = client.get(f"/api/v1/process-instances/{started['id']}/history", headers=heads["dana"]).get_json()
+    events = history["items"] if isinstance(history, dict) else history
+    assert sum(1 for e in events if e["event"] == "task_completed") == 3
+    # Bad input is refused the same way with or without the preference.
+    assert_error(client.post(f"/api/v1/tasks/{first}/complete", headers=minimal, json={"data": {"ok": True}}), 409)

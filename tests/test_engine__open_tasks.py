@@ -75,3 +75,14 @@ def test_a_finished_or_cancelled_instance_counts_none(approve, engine):
     for task in list(view.open_tasks):
         view = engine.complete_task(task.id, actor=ALICE, data={"ok": True})
     assert view.status == "completed" and (view.open_tasks, view.open_task_count) == ([], 0)
+
+
+def test_a_completion_without_an_answer_does_the_same_work(approve, engine, session_factory, clock):
+    started = approve(3)
+    ids = [t.id for t in started.open_tasks]
+    assert engine.complete_task(ids[0], actor=ALICE, data={"ok": True}, answer=False) is None
+    view = Engine(session_factory, clock=clock).get_instance(started.id)
+    assert view.open_task_count == 2 and ids[0] not in {t.id for t in view.open_tasks}
+    assert engine.complete_task(ids[1], actor=ALICE, data={"ok": True}, answer=False) is None
+    assert engine.complete_task(ids[2], actor=ALICE, data={"ok": True}).status == "completed"
+    assert [e.event for e in engine.history(started.id)].count("task_completed") == 3

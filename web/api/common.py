@@ -89,3 +89,13 @@ def envelope(items: list, total: int, args: dict) -> dict:
         query["page"] = [str(args["page"] + 1)]
         following = f"{request.path}?{urlencode(query, doseq=True)}"
     return {"items": items, "page": args["page"], "per_page": args["per_page"], "total": total, "next": following}
+
+
+def prefers_minimal() -> bool:
+    """Whether the request says `Prefer: return=minimal` (RFC 7240): the client does not want the result's body."""
+    for header in request.headers.getlist("Prefer"):
+        for preference in header.split(","):
+            name, _, value = preference.split(";", 1)[0].partition("=")
+            if name.strip().lower() == "return" and value.strip().strip('"').lower() == "minimal":
+                return True
+    return False

@@ -37,7 +37,7 @@ NOT_STORED = {409, 429}
 # The same, for one endpoint: "nobody waits for this message" may be true only *yet*. A webhook that retries with
 # the same key must get its message delivered once the deal waits for it, not the first 404 again for 24 h.
 NOT_STORED_FOR = {"api_events.message_send": {404}}
-KEPT_HEADERS = ("Content-Type", "Location")
+KEPT_HEADERS = ("Content-Type", "Location", "Preference-Applied")
 
 
 def fingerprint() -> str:
