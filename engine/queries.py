@@ -221,18 +221,13 @@ class Queries:
 
     def get_task(self, task_id: str, *, with_variables: bool = True) -> TaskView:
         """One task; with the variables it sees (this loads its workflow, unlike the inbox lists)."""
-        if not with_variables:
-            # The API asks this before every command on a task (its policy check): one statement, no transaction.
-            with self._reads() as session:
-                row = inbox.load_row(session, str(task_id))
+        # Without variables, one statement and no transaction: the API asks it before every command on a task.
+        with (self._sf if with_variables else self._reads)() as session:
+            row = inbox.load_row(session, str(task_id))  # a plain row, not an ORM object
             if row is None:
                 raise NotFound(f"There is no task {task_id!r}.")
-            return TaskView.of(row)
-        with self._sf() as session:
-            # Plain rows, not ORM objects.
-            row = inbox.load_row(session, str(task_id))
-            if row is None:
-                raise NotFound(f"There is no task {task_id!r}.")
+            if not with_variables:
+                return TaskView.of(row)
             instance = session.connection().execute(_INSTANCE_STATE, {"b_id": row.instance_id}).one()
             loaded = self._specs.get(session, instance.definition_id)
             # Borrow the cached workflow while reading (no command can take it meanwhile), then give it back.

@@ -162,14 +162,12 @@ def _once(process: Processor) -> Processor:
     """`process`, remembering its result for each distinct value."""
     seen: dict[Any, Any] = {}
 
-    def parse(value):
+    def parse(value):  # text: a driver that decodes JSON itself gets no processor, so no `_once`
         try:
             return seen[value]
         except KeyError:
             result = seen[value] = process(value)
             return result
-        except TypeError:  # not hashable: a driver that decoded it already
-            return process(value)
 
     return parse
 
