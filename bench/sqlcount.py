@@ -23,6 +23,7 @@ NOT_STATEMENTS = ("BEGIN", "COMMIT", "ROLLBACK", "END")
 class Transaction:
     statements: int = 0
     wrote: bool = False
+    sql: list[str] = field(default_factory=list)  # the text of each statement, in order
 
 
 @dataclass
@@ -80,6 +81,7 @@ class SqlCounter:
         if text.startswith(NOT_STATEMENTS):
             return
         tx.statements += times
+        tx.sql.append(sql)
         if text.startswith(("INSERT", "UPDATE", "DELETE")) or "FOR UPDATE" in text:
             tx.wrote = True
 

@@ -170,7 +170,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             loaded = self._specs.get(session, instance.definition_id)
             workflow = self._workflows.take(instance.id, instance.lock_version)
             if workflow is None:
-                workflow = load_workflow(instance.state_json, loaded, self._script_engine)
+                workflow = load_workflow(step.read_state(session, instance), loaded, self._script_engine)
             task = workflow.get_task_from_id(UUID(task_id))
             if task is None or task.state != TaskState.READY:
                 raise Conflict(f"The {inbox.label(row)} no longer waits for input; refresh your inbox.")

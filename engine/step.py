@@ -202,22 +202,35 @@ def update_instance(batch: Batch, instance: ProcessInstance, status_changed: boo
 
 
 _TASK = HumanTask.__table__
+# Without the state: the worker that ran the instance's last command still holds its workflow (WorkflowCache), and
+# then the state text (135 KB for a 300-item approval; detoasted on PostgreSQL) would be read for nothing.
 _SELECT_TASK_AND_INSTANCE = Prepared(
-    select(*(c.label(f"t_{c.key}") for c in _TASK.columns), *(c.label(f"i_{c.key}") for c in _INSTANCE.columns))
+    select(*(c.label(f"t_{c.key}") for c in _TASK.columns),
+           *(c.label(f"i_{c.key}") for c in _INSTANCE.columns if c.key != "state_json"))
     .join_from(_TASK, _INSTANCE, _TASK.c.instance_id == _INSTANCE.c.id)
     .where(_TASK.c.id == bindparam("b_id"))
     .with_for_update(of=_INSTANCE)
 )
+_SELECT_STATE = Prepared(select(_INSTANCE.c.state_json).where(_INSTANCE.c.id == bindparam("b_id")))
 
 
 def load_task_and_instance(session: Session, task_id: str) -> tuple[HumanTask, ProcessInstance] | None:
     """A task row and its instance row in one statement, the instance locked (PostgreSQL: FOR UPDATE), as plain
-    objects (the instance is what `update_instance` writes back); None if there is no such task."""
+    objects (the instance is what `update_instance` writes back); None if there is no such task.
+
+    The instance's `state_json` is not read: take the workflow from the cache, else `read_state` (same lock).
+    """
     row = _SELECT_TASK_AND_INSTANCE.first(session, {"b_id": task_id})
     if row is None:
         return None
     return (plain(HumanTask, {key[2:]: value for key, value in row.items() if key[0] == "t"}),
             plain(ProcessInstance, {key[2:]: value for key, value in row.items() if key[0] == "i"}))
+
+
+def read_state(session: Session, instance: ProcessInstance) -> str:
+    """The stored state of an instance read (and locked) by `load_task_and_instance`, kept on it."""
+    instance.state_json = _SELECT_STATE.first(session, {"b_id": instance.id})["state_json"]
+    return instance.state_json
 
 
 def write_instance(instance, workflow, status, failure, now) -> None:

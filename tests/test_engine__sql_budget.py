@@ -83,6 +83,21 @@ def test_a_completion_that_counts_its_open_tasks_stays_within_the_budget(session
         assert counter.statements <= MAX_STATEMENTS, counter.statements
 
 
+def test_a_completion_reads_the_stored_state_only_when_its_workflow_is_not_cached(session_factory, clock,
+                                                                                  script_pool, counter):
+    deploy(session_factory, (DIAGRAM.name, DIAGRAM.read_bytes()))
+    for cache, reads in ((0, 1), (16, 0)):
+        engine = Engine(session_factory, clock=clock, script_pool=script_pool, workflow_cache=cache)
+        view = engine.start_instance(PROCESS_KEY, actor=ALICE, business_key=f"S-{cache}", variables=variables(cache))
+        task = view.open_tasks[0]
+        with counter.counting():
+            view = engine.complete_task(task.id, actor=ALICE, data=FORMS[task.bpmn_id])
+        assert view.status == "running" and view.open_tasks[0].id != task.id
+        [transaction] = counter.transactions
+        selects = [sql for sql in transaction.sql if sql.lstrip().upper().startswith("SELECT")]
+        assert sum("state_json" in sql for sql in selects) == reads, (cache, selects)
+
+
 def test_the_counter_sees_statements_that_bypass_sqlalchemy(db_engine, counter):
     from sqlalchemy import text
 
