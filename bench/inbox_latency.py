@@ -13,7 +13,6 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlalchemy import insert
 from sqlalchemy import select
-from sqlalchemy import update
 
 from bench.common import ACTOR
 from bench.common import FORMS
@@ -24,7 +23,6 @@ from bench.engine_runs import Database
 from engine.db import utcnow
 from engine.engine import Engine
 from engine.models import AuditEvent
-from engine.models import AuditHead
 from engine.models import HumanTask
 from engine.models import ProcessDefinition
 from engine.models import ProcessInstance
@@ -50,9 +48,7 @@ def fill(db: Database, first: int, count: int, seed: int = 7) -> None:
     now = utcnow()
     with db.session_factory() as session, session.begin():
         definition_id = session.scalar(select(ProcessDefinition.id).where(ProcessDefinition.key == PROCESS_KEY))
-        head = session.get(AuditHead, 1)
         base = (session.scalar(select(func.max(ProcessInstance.id))) or 0) + 1
-        seq = head.last_seq
         for start in range(first, first + count, BATCH):
             rows = range(start, min(start + BATCH, first + count))
             instances, tasks, candidates, events = [], [], [], []
@@ -67,7 +63,7 @@ def fill(db: Database, first: int, count: int, seed: int = 7) -> None:
                 instances.append(dict(id=base + i - first, definition_id=definition_id, process_key=PROCESS_KEY,
                                       business_key=f"FILL-{i}", status="running", state_json="{}",
                                       started_at=created, started_by=rng.choice(USERS), updated_at=created,
-                                      lock_version=1))
+                                      lock_version=1, audit_seq=2, audit_hash="0" * 64))
                 tasks.append(dict(id=task_id, instance_id=base + i - first, process_key=PROCESS_KEY,
                                   business_key=f"FILL-{i}", bpmn_id=bpmn_id, name=name, lane=None, status="open",
                                   assignee=assignee,
@@ -77,16 +73,14 @@ def fill(db: Database, first: int, count: int, seed: int = 7) -> None:
                                   follow_up_at=None, created_at=created, claimed_at=created if assignee else None))
                 candidates.append(dict(task_id=task_id, kind="group", name=group))
                 candidates.extend(dict(task_id=task_id, kind="user", name=u) for u in users)
-                for event in ("instance_started", "task_created"):
-                    seq += 1
-                    events.append(dict(seq=seq, at=created, actor="bench", event=event, instance_id=base + i - first,
-                                       task_id=task_id, element_id=bpmn_id, details={}, prev_hash="0" * 64,
-                                       hash="0" * 64))
+                for position, event in enumerate(("instance_started", "task_created"), 1):
+                    events.append(dict(at=created, actor="bench", event=event, instance_id=base + i - first,
+                                       task_id=task_id, element_id=bpmn_id, details={}, trail=base + i - first,
+                                       trail_seq=position, prev_hash="0" * 64, hash="0" * 64))
             for model, values in ((ProcessInstance, instances), (HumanTask, tasks), (TaskCandidate, candidates),
                                   (AuditEvent, events)):
                 session.execute(insert(model.__table__), values)
-        # The chain is not valid past this point (the bench never verifies it); appends only need the head.
-        session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_seq=seq))
+        # These trails are not valid hash chains (the bench never verifies them); appends only need the heads.
 
 
 def measure(db: Database, engine: Engine, queries: int, completions: int, first_business: int) -> dict:

@@ -144,10 +144,10 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         instance = ProcessInstance(
             definition_id=loaded.definition_id, process_key=loaded.key, business_key=business_key,
             status=InstanceStatus.RUNNING, state_json="", started_at=now, started_by=actor.username,
-            updated_at=now,
+            updated_at=now, audit_seq=0, audit_hash=audit.GENESIS,
         )
         view = self._persist(session, instance, workflow, outcome, recorder, now,
-                             loaded if keep is not None else None)
+                             loaded if keep is not None else None, locked=True)
         if keep is not None:
             keep.append((view, instance, workflow))
         return instance.id
@@ -184,7 +184,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             outcome.changes.cancelled_human_ids[:] = [t for t in outcome.changes.cancelled_human_ids if t != task.id]
             view = self._persist(session, instance, workflow, outcome, recorder, now, loaded if answer else None,
                                  writes=lambda batch: inbox.close(batch, row, TaskStatus.COMPLETED, actor.username,
-                                                                  now))
+                                                                  now), locked=True)
         self._keep(instance, workflow)
         return view
 
@@ -284,14 +284,15 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             reminders.mark_read(session, notification_id, actor.username, actor.groups, now)
 
     def _persist(self, session, instance, workflow, outcome, recorder, now, loaded=None,
-                 writes=None) -> InstanceView | None:
-        """step.persist; with `loaded`, also the instance's view, built in memory before the audit head is locked."""
+                 writes=None, locked=False) -> InstanceView | None:
+        """step.persist; with `loaded`, also the instance's view, built in memory before the audit head is locked.
+        `locked`: this transaction inserted the instance or read its row FOR UPDATE (see step.persist)."""
         view = None
         if loaded is not None:
             def view(new_rows):
                 return self._view_after(session, instance, loaded, workflow, new_rows)
         return step.persist(session, instance, workflow, outcome, recorder, now, self._reminder_before, view,
-                            self._handlers, self._listener, writes)
+                            self._handlers, self._listener, writes, locked)
 
     def _view_after(self, session: Session, instance: ProcessInstance, loaded, workflow,
                     new_rows: list[HumanTask]) -> InstanceView:

@@ -31,7 +31,7 @@ def taken_targets(task: SpiffTask) -> list[str]:
 
 
 class Recorder:
-    """Collects the audit records of one command; appended to the chain in one go before commit."""
+    """Collects the audit records of one command; appended to its trail in one go before commit."""
 
     def __init__(self, actor: str, now: datetime, instance_id: int | None = None):
         self.actor, self.now, self.instance_id = actor, now, instance_id

@@ -82,6 +82,9 @@ class ProcessInstance(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lock_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The head of the instance's audit trail: its last event's position and hash (engine.audit).
+    audit_seq: Mapped[int] = mapped_column(Integer, server_default="0")
+    audit_hash: Mapped[str] = mapped_column(String(64), server_default="0" * 64)
 
     __mapper_args__ = {"version_id_col": lock_version}
 
@@ -134,11 +137,13 @@ class TaskCandidate(Base):
 
 
 class AuditEvent(Base):
-    """Append-only, hash-chained history. `seq` is contiguous; each row hashes the previous row's hash."""
+    """Append-only, hash-chained history (engine.audit). `seq` orders the whole log; each event is number
+    `trail_seq` of its trail (its instance's, or the log's own: 0) and hashes the event before it there."""
 
     __tablename__ = "audit_event"
+    __table_args__ = (UniqueConstraint("trail", "trail_seq"),)
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(150))
     event: Mapped[str] = mapped_column(String(50))
@@ -146,12 +151,15 @@ class AuditEvent(Base):
     task_id: Mapped[str | None] = mapped_column(String(36))
     element_id: Mapped[str | None] = mapped_column(String(255))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    trail: Mapped[int] = mapped_column(Integer)
+    trail_seq: Mapped[int] = mapped_column(Integer)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
 
 class AuditHead(Base):
-    """The single row that names the chain's last event; locking it serialises appends across processes."""
+    """The row that names the last event of the log's own trail (events of no instance); locking it serialises
+    those appends. An instance's trail is headed by its own row (ProcessInstance.audit_seq/audit_hash)."""
 
     __tablename__ = "audit_head"
 

@@ -254,9 +254,10 @@ MAX_PARAMETERS = 999
 class InsertRows:
     """INSERT of whole rows into one table as one statement per up to MAX_PARAMETERS values (multi-row VALUES)."""
 
-    def __init__(self, table: Table):
+    def __init__(self, table: Table, generated: tuple[str, ...] = ()):
+        """`generated`: columns the database fills (an identity), left out of the statement."""
         self.table = table
-        self.keys = tuple(column.key for column in table.columns)
+        self.keys = tuple(column.key for column in table.columns if column.key not in generated)
         self.chunk = max(1, MAX_PARAMETERS // len(self.keys))
         self._by_count: dict[int, Prepared] = {}
 

@@ -107,13 +107,17 @@ def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
 def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, outcome: Outcome,
             recorder: Recorder, now: datetime, reminder_before: timedelta = reminders.DEFAULT_BEFORE,
             view: Callable[[list[HumanTask]], T] | None = None, registry: HandlerRegistry | None = None,
-            listener: Listener | None = None, writes: Callable[[Batch], None] | None = None) -> T | None:
+            listener: Listener | None = None, writes: Callable[[Batch], None] | None = None,
+            locked: bool = False) -> T | None:
     """Write the instance state, the new and cancelled inbox rows, the status and the audit trail.
 
     A new instance is inserted here, once, with its final state (no insert-then-update). `view(new_rows)`, if
     given, runs after every write but the audit trail, and its result is returned: the caller's answer is built
-    from what is in memory, and the audit head (a lock every command shares) is taken last. `writes(batch)` adds
-    the command's own writes to the batch of the instance and inbox rows (one round trip on PostgreSQL).
+    from what is in memory, and the audit trail's head (the instance's, or the log's) is locked last.
+    `writes(batch)` adds the command's own writes to the batch of the instance and inbox rows (one round trip on
+    PostgreSQL).
+    `locked`: the instance was inserted by this transaction or read FOR UPDATE with its audit head (a plain object,
+    `load_task_and_instance`), so its trail goes on from that head without reading it again.
     """
     failure = outcome.failure
     resolved = []
@@ -155,7 +159,7 @@ def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
     _record_tasks(recorder, new_rows, outcome)
     _record_status(recorder, new_status, failure)
     result = view(new_rows) if view is not None else None
-    audit.append(session, recorder.records)
+    audit.append(session, recorder.records, instance if locked else None)
     return result
 
 

@@ -23,7 +23,7 @@ AT = datetime(2026, 11, 23, 9, 30, 15, 123456, tzinfo=UTC)
 def _event(seq: int, **values) -> dict:
     return {"seq": seq, "at": AT, "actor": "alice", "event": "task_completed", "instance_id": seq % 3 or None,
             "task_id": f"task-{seq}", "element_id": "Review", "details": {"data": {"ok": True}, "n": [seq, "x"]},
-            "prev_hash": "0" * 64, "hash": f"{seq:064d}"} | values
+            "trail": 0, "trail_seq": seq, "prev_hash": "0" * 64, "hash": f"{seq:064d}"} | values
 
 
 def test_rows_written_and_read_through_prepared_statements_match_core(session_factory):

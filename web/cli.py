@@ -245,7 +245,7 @@ def incidents_retry(incident_id, username):
                       "at the next sweep.", incident)
 
 
-@audit_cli.command("verify", help="Check the whole audit chain; exit 1 and name the first bad event if any.")
+@audit_cli.command("verify", help="Check every trail of the audit log; exit 1 and name the first bad event if any.")
 @click.option("--json", "as_json", is_flag=True)
 def audit_verify(as_json):
     with _services().session_factory() as session:

@@ -1,4 +1,4 @@
-"""GET /api/v1/audit/verify: check the hash chain of the whole audit log."""
+"""GET /api/v1/audit/verify: check the hash chains of the whole audit log (a trail per instance, and its own)."""
 
 from flask_smorest import Blueprint
 
@@ -17,7 +17,8 @@ bp = Blueprint("api_audit", __name__, url_prefix="/api/v1/audit", description="T
 @bp.response(200, VerifySchema)
 @errors(bp, 403, 503)
 def audit_verify():
-    """Walk the whole chain; `ok` is false and `first_bad_seq` names the first edited, deleted or inserted event."""
+    """Walk every trail; `ok` is false and `first_bad_seq` names the first edited, inserted or reordered event, or
+    the event after a deleted one (null when a trail's last events were deleted: `reason` names the trail)."""
     require(actor(), Op.AUDIT_VERIFY)
     with services().session_factory() as session:
         return audit.verify(session)
