@@ -100,10 +100,11 @@ def append(session: Session, records: list[AuditRecord], locked: ProcessInstance
     for record in records:
         trails.setdefault(record.instance_id, []).append((record, _json_safe(record.details)))
     session.flush()
-    rows, heads = [], []
+    rows: list[dict[str, Any]] = []
+    chained: dict[int, tuple[int, str]] = {}  # trail -> its last position and hash once these rows are in
     # Instances in id order, the log's trail last: two transactions take the heads they share in the same order.
     for instance_id in sorted(trails, key=lambda key: (key is None, key or 0)):
-        trail, seq, prev = _head(session, instance_id, locked)
+        trail, seq, prev = _head(session, instance_id, locked, chained)
         for record, details in trails[instance_id]:
             seq += 1
             digest = _digest_of(prev, seq, record.at, record.actor, record.event, record.instance_id,
@@ -113,21 +114,23 @@ def append(session: Session, records: list[AuditRecord], locked: ProcessInstance
                          "element_id": record.element_id, "details": details, "trail": trail, "trail_seq": seq,
                          "prev_hash": prev, "hash": digest})
             prev = digest
-        heads.append((trail, seq, prev))
-        if locked is not None and trail == locked.id:
-            locked.audit_seq, locked.audit_hash = seq, prev
+        chained[trail] = (seq, prev)
+    if locked is not None and locked.id in chained:
+        locked.audit_seq, locked.audit_hash = chained[locked.id]
     # Plain statements on the transaction's connection: one multi-row INSERT and the heads, sent together.
     with Batch(session) as batch:
         batch.insert(_INSERT_EVENTS, rows)
-        for trail, seq, prev in heads:
+        for trail, (seq, prev) in chained.items():
             if trail == LOG_TRAIL:
                 batch.write(_MOVE_HEAD, {"b_seq": seq, "b_hash": prev})
             else:
                 batch.write(_MOVE_INSTANCE_HEAD, {"b_id": trail, "b_seq": seq, "b_hash": prev})
 
 
-def _head(session: Session, instance_id: int | None, locked: ProcessInstance | None) -> tuple[int, int, str]:
-    """(trail, last position, last hash) of the trail events of `instance_id` go on, its head locked."""
+def _head(session: Session, instance_id: int | None, locked: ProcessInstance | None,
+          chained: dict[int, tuple[int, str]]) -> tuple[int, int, str]:
+    """(trail, last position, last hash) of the trail events of `instance_id` go on, its head locked; a trail
+    this append already chained onto (`chained`) goes on from there."""
     if instance_id is not None:
         if locked is not None and locked.id == instance_id:
             return instance_id, locked.audit_seq, locked.audit_hash
@@ -135,6 +138,8 @@ def _head(session: Session, instance_id: int | None, locked: ProcessInstance | N
         if head is not None:
             return instance_id, head["audit_seq"], head["audit_hash"]
         # An event naming an instance that has no row (none is written so today) still gets chained: on the log's.
+    if LOG_TRAIL in chained:
+        return LOG_TRAIL, *chained[LOG_TRAIL]
     head = _LOCK_HEAD.first(session)
     return LOG_TRAIL, head["last_seq"], head["last_hash"]
 

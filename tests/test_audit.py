@@ -81,6 +81,21 @@ def test_swapped_rows_are_caught(session_factory):
     assert not result.ok and result.first_bad_seq == 2
 
 
+def test_events_of_no_instance_and_of_an_instance_without_a_row_share_the_logs_trail(session_factory):
+    # Both go on the log's own trail in one append: it is taken once, and its head moves once.
+    at = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+    with session_factory() as s, s.begin():
+        begin_write(s)
+        audit.append(s, [audit.AuditRecord(event="user_created", actor="admin", at=at),
+                         audit.AuditRecord(event="task_completed", actor="alice", at=at, instance_id=404),
+                         audit.AuditRecord(event="user_changed", actor="admin", at=at)])
+    with session_factory() as s:
+        events = s.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
+    assert sorted((e.trail, e.trail_seq) for e in events) == [(0, 1), (0, 2), (0, 3)]
+    result = _verify(session_factory)
+    assert result.ok and result.checked == 3, result.reason
+
+
 def test_digest_bytes_are_pinned():
     # Rows already written were hashed this way: any change to the serialization stops old chains verifying.
     digest = audit._digest_of("0" * 64, 7, datetime(2026, 1, 1, 9, 30, tzinfo=UTC), "zoë", "task_completed", 3,
@@ -155,7 +170,8 @@ def test_an_event_moved_to_another_trail_is_caught(engine, session_factory):
 
 def test_appends_to_different_instances_do_not_wait_for_each_other(engine, session_factory, db_url):
     if not db_url.startswith("postgresql"):
-        pytest.skip("SQLite has one writer at a time; trails matter where writers run together")
+        pytest.skip("Only PostgreSQL has writers that run together and wait on each other's row locks; SQLite "
+                    "runs one writer at a time, so there a trail never waits on another")
     a, b = _two_instances(engine, session_factory)
     at = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
     with session_factory() as holder, holder.begin():

@@ -38,7 +38,8 @@ def test_a_log_written_as_one_chain_verifies_after_0007_and_goes_on_in_trails(ba
     else:
         base = dbutil.pg_base_url()
         if base is None:
-            pytest.skip(f"The PostgreSQL run needs {dbutil.PG_ENV}")
+            pytest.skip(f"The PostgreSQL run needs {dbutil.PG_ENV}, e.g. "
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test (.ci/run sets it)")
         name = f"dealflow_test_{uuid.uuid4().hex[:10]}"
         admin = create_engine(base, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
