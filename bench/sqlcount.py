@@ -3,7 +3,8 @@
 SQLAlchemy's own statement events would miss the engine's prepared hot-path statements (engine/sql.py), which go
 to the driver's cursor directly. So the counter listens where every statement passes: sqlite3's trace callback,
 and a counting cursor class on each psycopg connection. Transactions are delimited by SQLAlchemy's begin, commit
-and rollback events (BEGIN, COMMIT and a pool's liveness ping are not statements of a transaction). A statement
+and rollback events (BEGIN and COMMIT are not statements); what runs in no transaction (an autocommit read, a
+pool's liveness ping) is listed apart, in `outside`. A statement
 run for several parameter sets (executemany) counts once per set, as the database runs it.
 """
 
@@ -31,16 +32,19 @@ class SqlCounter:
     """Statements per transaction on one SQLAlchemy engine, while `counting()`."""
 
     transactions: list[Transaction] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)  # statements run in no transaction (autocommit reads)
     current: dict[int, Transaction] = field(default_factory=dict)
     active: bool = False
     _hooked: dict[int, tuple[object, object]] = field(default_factory=dict)
 
     def attach(self, sql: Engine) -> None:
+        event.listen(sql, "checkout", self._checkout)  # a connection used without a transaction is seen too
         event.listen(sql, "begin", self._begin)
         event.listen(sql, "commit", self._commit)
         event.listen(sql, "rollback", self._rollback)
 
     def detach(self, sql: Engine) -> None:
+        event.remove(sql, "checkout", self._checkout)
         event.remove(sql, "begin", self._begin)
         event.remove(sql, "commit", self._commit)
         event.remove(sql, "rollback", self._rollback)
@@ -54,6 +58,7 @@ class SqlCounter:
     @contextmanager
     def counting(self) -> Iterator["SqlCounter"]:
         self.transactions.clear()
+        self.outside.clear()
         self.current.clear()
         self.active = True
         try:
@@ -75,10 +80,11 @@ class SqlCounter:
 
     def statement(self, key: int, sql: str, times: int = 1) -> None:
         tx = self.current.get(key)
-        if tx is None:
-            return
         text = sql.lstrip().upper()
-        if text.startswith(NOT_STATEMENTS):
+        if text.startswith(NOT_STATEMENTS) or not self.active:
+            return
+        if tx is None:
+            self.outside.append(sql)
             return
         tx.statements += times
         tx.sql.append(sql)
@@ -97,6 +103,9 @@ class SqlCounter:
             dbapi.cursor_factory = _counting_cursor(original, self, key)
             self._hooked[key] = (dbapi, original)
         return key
+
+    def _checkout(self, dbapi, record, proxy) -> None:
+        self._hook(dbapi)
 
     def _begin(self, conn) -> None:
         key = self._hook(conn.connection.dbapi_connection)

@@ -60,6 +60,9 @@ from engine.views import OPEN_TASKS_IN_VIEW
 from engine.views import InstanceView
 from engine.views import TaskView
 
+# A caller's access policy, asked inside a task command about the task as the command read it; raises to refuse.
+Authorize = Callable[[Session, TaskView], None]
+
 
 class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
     """Start instances, work tasks, cancel; read instances, tasks and history (see `queries.Queries`)."""
@@ -153,17 +156,21 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         return instance.id
 
     def complete_task(self, task_id: str, *, actor: Actor, data: dict[str, Any] | None = None,
-                      answer: bool = True) -> InstanceView | None:
+                      answer: bool = True, authorize: Authorize | None = None) -> InstanceView | None:
         """Complete a user task with form data (validated), then run the process to its next wait state.
 
         The answer is the instance's view; `answer=False` skips building it (a client completing tasks in bulk
         does not read it, and on an instance with hundreds of open tasks it is most of a completion's work).
+        `authorize(session, task)`: the caller's own access policy, asked inside the command about the task as it
+        locked it (raises to refuse), so no change between a check and the command can slip through.
         """
         with self._command() as (session, now):
             found = step.load_task_and_instance(session, str(task_id))
             if found is None:
                 raise NotFound(_NO_TASK.format(task_id=task_id))
             row, instance = found
+            if authorize is not None:
+                authorize(session, TaskView.of(row))
             inbox.ensure_can_work(row, actor)
             cleaned = validate_form(row.form, data or {}, row.name or row.bpmn_id)
             ensure_active(instance.id, instance.status)
@@ -193,15 +200,16 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         if instance.status not in FINAL:
             self._workflows.put(instance.id, instance.lock_version, workflow)
 
-    def claim_task(self, task_id: str, *, actor: Actor) -> TaskView:
-        """Take a task offered to one of your groups, so that nobody else works on it."""
+    def claim_task(self, task_id: str, *, actor: Actor, authorize: Authorize | None = None) -> TaskView:
+        """Take a task offered to one of your groups, so that nobody else works on it (`authorize`: as for
+        complete_task)."""
         return self._reassign(task_id, actor, lambda s, row, now: inbox.claim(s, row, actor, now) and
-                              ("task_claimed", {}))
+                              ("task_claimed", {}), authorize)
 
-    def unclaim_task(self, task_id: str, *, actor: Actor) -> TaskView:
-        """Give a claimed task back to its candidate groups."""
+    def unclaim_task(self, task_id: str, *, actor: Actor, authorize: Authorize | None = None) -> TaskView:
+        """Give a claimed task back to its candidate groups (`authorize`: as for complete_task)."""
         return self._reassign(task_id, actor, lambda s, row, now:
-                              ("task_unclaimed", {"previous": inbox.unclaim(s, row, actor, now)}))
+                              ("task_unclaimed", {"previous": inbox.unclaim(s, row, actor, now)}), authorize)
 
     def assign_task(self, task_id: str, username: str, *, actor: Actor) -> TaskView:
         """Give a task to `username` (supervisors and admins); the caller checks that the user exists."""
@@ -209,9 +217,11 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
                               ("task_assigned", {"previous": inbox.assign(s, row, username, actor, now),
                                                  "assignee": username}))
 
-    def _reassign(self, task_id: str, actor: Actor, apply) -> TaskView:
+    def _reassign(self, task_id: str, actor: Actor, apply, authorize: Authorize | None = None) -> TaskView:
         with self._command() as (session, now):
             row = self._task_row(session, task_id)
+            if authorize is not None:
+                authorize(session, TaskView.of(row))
             event = apply(session, row, now)
             if event:
                 name, details = event

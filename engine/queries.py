@@ -221,7 +221,7 @@ class Queries:
 
     def get_task(self, task_id: str, *, with_variables: bool = True) -> TaskView:
         """One task; with the variables it sees (this loads its workflow, unlike the inbox lists)."""
-        # Without variables, one statement and no transaction: the API asks it before every command on a task.
+        # Without variables, one statement and no transaction (the API asks it before assigning a task).
         with (self._sf if with_variables else self._reads)() as session:
             row = inbox.load_row(session, str(task_id))  # a plain row, not an ORM object
             if row is None:

@@ -44,17 +44,27 @@ class Viewer:
         with self._sf() as session:
             return frozenset(members_of(session, self.actor.groups))
 
+    def team_in(self, session: Session | None) -> frozenset[str]:
+        """The team, read in `session` if given (a command's transaction: no second connection while it holds its
+        locks, which could wait for a free one in the pool forever)."""
+        if session is not None and "team" not in self.__dict__:
+            self.__dict__["team"] = frozenset(members_of(session, self.actor.groups))
+        return self.team
+
     # --- one object -------------------------------------------------------------------------------------------
 
-    def task_relation(self, task: TaskView) -> Scope:
-        """OWN (assigned to me), INVOLVED (offered to me or my groups, or done by me), TEAM, or ALL (anyone's)."""
+    def task_relation(self, task: TaskView, session: Session | None = None) -> Scope:
+        """OWN (assigned to me), INVOLVED (offered to me or my groups, or done by me), TEAM, or ALL (anyone's).
+        `session`: where to read the team if it is needed and not read yet (else a session of its own)."""
         me = self.actor.username
         if task.assignee == me:
             return OWN
         if task.completed_by == me or me in task.candidate_users or self.actor.groups & set(task.candidate_groups):
             return INV
-        if self.actor.groups and (task.assignee in self.team or task.completed_by in self.team):
-            return TEAM
+        if self.actor.groups:
+            team = self.team_in(session)
+            if task.assignee in team or task.completed_by in team:
+                return TEAM
         return ALL
 
     def instance_relation(self, instance_id: int) -> Scope:

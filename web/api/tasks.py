@@ -4,9 +4,11 @@ from flask import Response
 from flask_smorest import Blueprint
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from crm.models import User
 from engine.db import utcnow
+from engine.engine import Authorize
 from engine.errors import Forbidden
 from engine.errors import NotFound
 from engine.errors import Unprocessable
@@ -59,13 +61,26 @@ def task_list(args):
 
 def _task(task_id: str, op: Op) -> TaskView:
     """The task, if this user may do `op` on it (404 when they may not even see it, else 403)."""
-    if len(task_id) > TASK_ID_MAX:
-        raise NotFound(f"There is no task {task_id[:TASK_ID_MAX]!r}...")
+    _check_id(task_id)
     # Only reading a task shows its variables; the other operations need the row, not the workflow.
     task = services().engine.get_task(task_id, with_variables=op is Op.TASK_READ)
-    check(actor(), op, viewer().task_relation(task), f"task {task.name or task.bpmn_id!r} ({task.id})",
-          hidden=f"task {task_id!r}")
+    _policy(op)(None, task)
     return task
+
+
+def _check_id(task_id: str) -> str:
+    if len(task_id) > TASK_ID_MAX:
+        raise NotFound(f"There is no task {task_id[:TASK_ID_MAX]!r}...")
+    return task_id
+
+
+def _policy(op: Op) -> Authorize:
+    """This user's right to do `op` on a task (404 when they may not even see it, else 403), for the engine to ask
+    inside its command about the task as the command locked it: what is checked is what is changed."""
+    def authorize(session: Session | None, task: TaskView) -> None:
+        check(actor(), op, viewer().task_relation(task, session), f"task {task.name or task.bpmn_id!r} ({task.id})",
+              hidden=f"task {task.id!r}")
+    return authorize
 
 
 @bp.route("/<string:task_id>", methods=["GET"])
@@ -81,8 +96,7 @@ def task_get(task_id: str):
 @errors(bp, 403, 404, 409, 503)
 def task_claim(task_id: str):
     """Take a task offered to one of your groups, so that nobody else works on it."""
-    _task(task_id, Op.TASK_CLAIM)
-    return services().engine.claim_task(task_id, actor=actor())
+    return services().engine.claim_task(_check_id(task_id), actor=actor(), authorize=_policy(Op.TASK_CLAIM))
 
 
 @bp.route("/<string:task_id>/unclaim", methods=["POST"])
@@ -90,8 +104,7 @@ def task_claim(task_id: str):
 @errors(bp, 403, 404, 409, 503)
 def task_unclaim(task_id: str):
     """Give a claimed task back to its candidate groups."""
-    _task(task_id, Op.TASK_UNCLAIM)
-    return services().engine.unclaim_task(task_id, actor=actor())
+    return services().engine.unclaim_task(_check_id(task_id), actor=actor(), authorize=_policy(Op.TASK_UNCLAIM))
 
 
 @bp.route("/<string:task_id>/assign", methods=["POST"])
@@ -125,8 +138,9 @@ def task_assign(body, task_id: str):
 @errors(bp, 400, 403, 404, 409, 422, 503)
 def task_complete(body, task_id: str):
     """Complete a task with its form data (validated against the form), then run the process on."""
-    _task(task_id, Op.TASK_COMPLETE)
-    if prefers_minimal():
-        services().engine.complete_task(task_id, actor=actor(), data=body["data"], answer=False)
+    minimal = prefers_minimal()
+    view = services().engine.complete_task(_check_id(task_id), actor=actor(), data=body["data"], answer=not minimal,
+                                           authorize=_policy(Op.TASK_COMPLETE))
+    if minimal:
         return Response(status=204, headers={"Preference-Applied": "return=minimal"})
-    return as_seen(services().engine.complete_task(task_id, actor=actor(), data=body["data"]))
+    return as_seen(view)
