@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import bindparam
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -154,7 +155,14 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
     Events are read in the order they were written (`seq`); each must be the next of its trail (`trail_seq`)
     and hash the one before it in that trail. Then every head must name its trail's last event, which catches
     events deleted at the end of a trail (they have no successor to notice).
+
+    The walk reads the log as of one moment, however long it takes and whatever commits meanwhile: on SQLite its
+    read transaction is that already; on PostgreSQL it runs REPEATABLE READ (pass a session that has run nothing
+    yet). Otherwise an append committed between reading the events and reading the heads would look like events
+    deleted from the end of a trail.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
     ends: dict[int, tuple[int, str]] = {}  # trail -> (last position, last hash) seen
     checked, last_seen = 0, 0
     while True:

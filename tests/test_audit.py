@@ -5,6 +5,7 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import delete
+from sqlalchemy import event
 from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy import update
@@ -189,3 +190,34 @@ def test_appends_to_different_instances_do_not_wait_for_each_other(engine, sessi
                 audit.append(other, [audit.AuditRecord(event="note", actor="y", at=at, instance_id=a)])
     result = _verify(session_factory)
     assert result.ok, result.reason
+
+
+def test_a_verify_reads_one_moment_of_the_log_while_commands_append(engine, session_factory, db_engine):
+    # An append committed while a verify walks the events (here: right before it reads the heads, the last step)
+    # is either wholly seen or wholly unseen; it is never taken for a deleted or forged event.
+    a, b = _two_instances(engine, session_factory)
+    at = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+    appended = []
+
+    def append_meanwhile(conn, cursor, statement, parameters, context, executemany):
+        if not appended and "audit_head" in statement and conn.info.get("verifying"):
+            appended.append(True)
+            with session_factory() as other, other.begin():
+                begin_write(other)
+                audit.append(other, [audit.AuditRecord(event="note", actor="y", at=at, instance_id=a),
+                                     audit.AuditRecord(event="note", actor="y", at=at)])
+
+    event.listen(db_engine, "before_cursor_execute", append_meanwhile)
+    try:
+        with session_factory() as s:
+            s.connection().info["verifying"] = True
+            try:
+                result = audit.verify(s, batch=2)
+            finally:
+                s.connection().info.pop("verifying")
+    finally:
+        event.remove(db_engine, "before_cursor_execute", append_meanwhile)
+    assert appended and result.ok, result.reason
+    # The next verify sees the appended events, and they verify.
+    again = _verify(session_factory)
+    assert again.ok and again.checked == result.checked + 2, (again, result)
