@@ -81,6 +81,10 @@ def table(results: dict) -> str:
         lines.append(f"Latency with {int(open_tasks):>7,} open tasks (SQLite): inbox query p50 {m['inbox_p50_ms']:.1f} "
                      f"ms p95 {m['inbox_p95_ms']:.1f} ms; completion p50 {m['complete_p50_ms']:.1f} ms "
                      f"p95 {m['complete_p95_ms']:.1f} ms")
+        others = {sort: v for sort, v in m.get("inbox_by_sort", {}).items() if sort != "created"}
+        if others:
+            lines.append("    inbox by " + ", by ".join(f"{sort} p50 {v['p50_ms']:.1f} ms p95 {v['p95_ms']:.1f} ms"
+                                                     for sort, v in others.items()))
     if results.get("inbox"):
         lines.append("")
     mi = results.get("multi_instance")

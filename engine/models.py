@@ -125,6 +125,12 @@ class HumanTask(Base):
     completed_by: Mapped[str | None] = mapped_column(String(150))
 
 
+# The inbox sorted by priority (highest first, then oldest): walked in order like the default sort. Declared after the
+# class because its key runs downwards, which needs the column itself, not its name.
+Index("ix_human_task_status_priority", HumanTask.status, HumanTask.priority.desc(), HumanTask.created_at,
+      HumanTask.id)
+
+
 class TaskCandidate(Base):
     """(task, group-or-user) pairs, so 'tasks my groups may claim' is an indexed join, not a JSON scan."""
 

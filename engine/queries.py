@@ -49,7 +49,7 @@ SORTS = {
     "priority": (HumanTask.priority.desc(), HumanTask.created_at, HumanTask.id),
 }
 # Sorts an index on (status, <first sort key>) serves in order: a page walks it and stops after `limit` rows.
-WALKED_SORTS = frozenset({"created", "due"})
+WALKED_SORTS = frozenset({"created", "due", "priority"})
 MAX_PAGE = 500
 
 
