@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import bindparam
 from sqlalchemy import select
-from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from engine.db import plain
 from engine.models import AuditEvent
 from engine.models import AuditHead
 from engine.models import ProcessInstance
@@ -128,6 +128,17 @@ def append(session: Session, records: list[AuditRecord], locked: ProcessInstance
                 batch.write(_MOVE_INSTANCE_HEAD, {"b_id": trail, "b_seq": seq, "b_hash": prev})
 
 
+def lock_trail(session: Session, instance_id: int) -> ProcessInstance | None:
+    """Lock the head of an instance's trail (its row, FOR UPDATE) and read it, as a plain object to pass to
+    `append(..., locked=...)`; None if there is no such instance.
+
+    A command that changes a task row without loading its instance locks the instance first with this, as every
+    command on an instance does: rows locked in one order (instance, then task) cannot deadlock.
+    """
+    head = _LOCK_INSTANCE_HEAD.first(session, {"b_id": instance_id})
+    return None if head is None else plain(ProcessInstance, {"id": instance_id, **head})
+
+
 def _head(session: Session, instance_id: int | None, locked: ProcessInstance | None,
           chained: dict[int, tuple[int, str]]) -> tuple[int, int, str]:
     """(trail, last position, last hash) of the trail events of `instance_id` go on, its head locked; a trail
@@ -156,13 +167,20 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
     and hash the one before it in that trail. Then every head must name its trail's last event, which catches
     events deleted at the end of a trail (they have no successor to notice).
 
-    The walk reads the log as of one moment, however long it takes and whatever commits meanwhile: on SQLite its
-    read transaction is that already; on PostgreSQL it runs REPEATABLE READ (pass a session that has run nothing
-    yet). Otherwise an append committed between reading the events and reading the heads would look like events
-    deleted from the end of a trail.
+    The walk reads what is committed, as of one moment, however long it takes and whatever commits meanwhile: in
+    a read-only transaction of its own on `session`'s database (PostgreSQL: REPEATABLE READ; SQLite's read
+    transaction is one snapshot already). Otherwise an append committed between reading the events and reading
+    the heads would look like events deleted from the end of a trail.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+    bind = session.get_bind()
+    sql = getattr(bind, "engine", bind)
+    if sql.dialect.name == "postgresql":
+        sql = sql.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    with Session(bind=sql) as snapshot:
+        return _verify(snapshot, batch)
+
+
+def _verify(session: Session, batch: int) -> VerifyResult:
     ends: dict[int, tuple[int, str]] = {}  # trail -> (last position, last hash) seen
     checked, last_seen = 0, 0
     while True:

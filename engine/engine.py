@@ -61,7 +61,8 @@ from engine.views import InstanceView
 from engine.views import TaskView
 
 # A caller's access policy, asked inside a task command about the task as the command read it; raises to refuse.
-Authorize = Callable[[Session, TaskView], None]
+# The session is the command's (None when asked outside one): what the policy reads, it reads there.
+Authorize = Callable[[Session | None, TaskView], None]
 
 
 class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
@@ -161,8 +162,9 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
 
         The answer is the instance's view; `answer=False` skips building it (a client completing tasks in bulk
         does not read it, and on an instance with hundreds of open tasks it is most of a completion's work).
-        `authorize(session, task)`: the caller's own access policy, asked inside the command about the task as it
-        locked it (raises to refuse), so no change between a check and the command can slip through.
+        `authorize(session, task)`: the caller's own access policy, asked inside the command about the task as the
+        command read it, its instance locked (raises to refuse): no change between a check and the command slips
+        through.
         """
         with self._command() as (session, now):
             found = step.load_task_and_instance(session, str(task_id))
@@ -211,23 +213,26 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         return self._reassign(task_id, actor, lambda s, row, now:
                               ("task_unclaimed", {"previous": inbox.unclaim(s, row, actor, now)}), authorize)
 
-    def assign_task(self, task_id: str, username: str, *, actor: Actor) -> TaskView:
-        """Give a task to `username` (supervisors and admins); the caller checks that the user exists."""
+    def assign_task(self, task_id: str, username: str, *, actor: Actor, authorize: Authorize | None = None) -> TaskView:
+        """Give a task to `username` (supervisors and admins); the caller checks that the user exists (`authorize`:
+        as for complete_task)."""
         return self._reassign(task_id, actor, lambda s, row, now:
                               ("task_assigned", {"previous": inbox.assign(s, row, username, actor, now),
-                                                 "assignee": username}))
+                                                 "assignee": username}), authorize)
 
     def _reassign(self, task_id: str, actor: Actor, apply, authorize: Authorize | None = None) -> TaskView:
         with self._command() as (session, now):
             row = self._task_row(session, task_id)
             if authorize is not None:
                 authorize(session, TaskView.of(row))
+            # The instance first, then the task row (the compare-and-set of its assignee), as a completion locks them.
+            instance = audit.lock_trail(session, row.instance_id)
             event = apply(session, row, now)
             if event:
                 name, details = event
                 audit.append(session, [audit.AuditRecord(
                     event=name, actor=actor.username, at=now, instance_id=row.instance_id, task_id=row.id,
-                    element_id=row.bpmn_id, details=details)])
+                    element_id=row.bpmn_id, details=details)], instance)
             view = TaskView.of(row)
         return view
 

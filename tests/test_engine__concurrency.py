@@ -1,9 +1,12 @@
 """Racing clicks: exactly one completion wins, the rest get a clean Conflict, and the audit shows one."""
 
 import threading
+import time
 
+import pytest
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy import text
 
 from engine.engine import Engine
 from engine.errors import Conflict
@@ -62,3 +65,44 @@ def test_twenty_threads_claim_the_same_task(session_factory, clock, script_pool)
     assert len(wins) == 1
     assert all(isinstance(r, Conflict) for kind, r in results if kind == "error")
     assert engine.get_task(task_id).assignee == wins[0].assignee
+
+
+def test_a_claim_waits_behind_a_completion_of_the_same_instance_instead_of_deadlocking(session_factory, clock,
+                                                                                         script_pool, db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("Only PostgreSQL runs two writers at once (and can deadlock them); SQLite queues them")
+    deploy(session_factory, "deal_approval.bpmn")
+    engine = Engine(session_factory, clock=clock, script_pool=script_pool)
+    started = engine.start_instance("deal_approval", actor=actor("dana"), variables={"amount": 10})
+    task_id = started.open_tasks[0].id
+    outcome = []
+
+    def claim():
+        try:
+            outcome.append(engine.claim_task(task_id, actor=actor("seller", groups=("sales",))))
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever the claim raised
+            outcome.append(exc)
+
+    with session_factory() as completion, completion.begin():
+        # A completion locks its instance first, and closes its task row later in the same transaction.
+        completion.execute(text("SET LOCAL lock_timeout = '5s'"))
+        completion.execute(text("SELECT id FROM process_instance WHERE id = :id FOR UPDATE"), {"id": started.id})
+        thread = threading.Thread(target=claim)
+        thread.start()
+        _wait_for_a_lock_wait(session_factory)
+        # The claim waits on the instance, not holding the task row: the completion closes it without a deadlock.
+        completion.execute(text("UPDATE human_task SET completed_by = NULL WHERE id = :id"), {"id": task_id})
+    thread.join(10)
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    assert outcome[0].assignee == "seller"
+
+
+def _wait_for_a_lock_wait(session_factory, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    with session_factory() as watcher:
+        while time.monotonic() < deadline:
+            if watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")):
+                return
+            watcher.rollback()
+            time.sleep(0.02)
+    raise AssertionError("the claim never waited for the instance's lock")
