@@ -4,7 +4,7 @@ SQLAlchemy's own statement events would miss the engine's prepared hot-path stat
 to the driver's cursor directly. So the counter listens where every statement passes: sqlite3's trace callback,
 and a counting cursor class on each psycopg connection. Transactions are delimited by SQLAlchemy's begin, commit
 and rollback events (BEGIN and COMMIT are not statements); what runs in no transaction (an autocommit read, a
-pool's liveness ping) is listed apart, in `outside`. A statement
+pool's liveness ping, but for a new connection's first) is listed apart, in `outside`. A statement
 run for several parameter sets (executemany) counts once per set, as the database runs it.
 """
 

@@ -102,6 +102,7 @@ class HumanTask(Base):
         # order from the index, so a multi-instance task with hundreds of open siblings costs a page, not a sort.
         # Its first column also serves every lookup by instance.
         Index("ix_human_task_instance_status_created", "instance_id", "status", "created_at", "id"),
+        # ix_human_task_status_priority is declared after the class.
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the SpiffWorkflow task id

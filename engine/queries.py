@@ -90,7 +90,8 @@ def visible_to(user: str, groups: frozenset[str], *, walk: bool = True) -> Colum
     candidate row of the user's groups (completed tasks' included) before the first row; and it matches
     `kind:name`, so that no planner (PostgreSQL before its first ANALYZE did) probes ix_task_candidate_kind_name,
     which holds a whole group's rows, once per task. The other form collects the visible tasks through that index,
-    for when all of them are read anyway (a sort no index serves, a count) or they are few (a user in no group).
+    for when all of them are read anyway (a count, a sort no index serves: none today) or they are few (a user in no
+    group).
     """
     if not walk:
         return or_(HumanTask.assignee == user,

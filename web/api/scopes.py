@@ -5,7 +5,6 @@ Reads compose SQL on the engine's inbox tables because `TaskFilter` cannot expre
 """
 
 from collections.abc import Iterable
-from functools import cached_property
 
 from sqlalchemy import ColumnElement
 from sqlalchemy import false
@@ -38,18 +37,22 @@ class Viewer:
     def __init__(self, actor: Actor, session_factory: sessionmaker[Session]):
         self.actor = actor
         self._sf = session_factory
+        self._team: frozenset[str] | None = None
 
-    @cached_property
+    @property
     def team(self) -> frozenset[str]:
-        with self._sf() as session:
-            return frozenset(members_of(session, self.actor.groups))
+        return self.team_in(None)
 
     def team_in(self, session: Session | None) -> frozenset[str]:
         """The team, read in `session` if given (a command's transaction: no second connection while it holds its
-        locks, which could wait for a free one in the pool forever)."""
-        if session is not None and "team" not in self.__dict__:
-            self.__dict__["team"] = frozenset(members_of(session, self.actor.groups))
-        return self.team
+        locks, which could wait for a free one in the pool forever), else in a session of its own."""
+        if self._team is None:
+            if session is not None:
+                self._team = frozenset(members_of(session, self.actor.groups))
+            else:
+                with self._sf() as own:
+                    self._team = frozenset(members_of(own, self.actor.groups))
+        return self._team
 
     # --- one object -------------------------------------------------------------------------------------------
 

@@ -1,5 +1,8 @@
 """The inbox over HTTP: list and read tasks, claim, unclaim, assign and complete them."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask import Response
 from flask_smorest import Blueprint
 from sqlalchemy import or_
@@ -61,25 +64,36 @@ def task_list(args):
 
 def _task(task_id: str, op: Op) -> TaskView:
     """The task, if this user may do `op` on it (404 when they may not even see it, else 403)."""
-    _check_id(task_id)
-    # Only reading a task shows its variables; the other operations need the row, not the workflow.
-    task = services().engine.get_task(task_id, with_variables=op is Op.TASK_READ)
+    with _hidden_if_missing(task_id):
+        # Only reading a task shows its variables; the other operations need the row, not the workflow.
+        task = services().engine.get_task(task_id, with_variables=op is Op.TASK_READ)
     _policy(op)(None, task)
     return task
 
 
-def _check_id(task_id: str) -> str:
+@contextmanager
+def _hidden_if_missing(task_id: str) -> Iterator[str]:
+    """A task that does not exist answers as one the user may not see: the 404 does not tell them apart."""
     if len(task_id) > TASK_ID_MAX:
         raise NotFound(f"There is no task {task_id[:TASK_ID_MAX]!r}...")
-    return task_id
+    try:
+        yield task_id
+    except NotFound:
+        raise NotFound(_HIDDEN.format(task_id=task_id)) from None
 
 
-def _policy(op: Op) -> Authorize:
-    """This user's right to do `op` on a task (404 when they may not even see it, else 403), for the engine to ask
-    inside its command about the task as the command locked it: what is checked is what is changed."""
+_HIDDEN = "There is no task {task_id!r}, or you may not see it."
+
+
+def _policy(op: Op, then: Authorize | None = None) -> Authorize:
+    """This user's right to do `op` on a task (404 when they may not even see it, else 403), and `then` whatever
+    else the operation needs, for the engine to ask inside its command about the task as the command read it:
+    what is checked is what is changed."""
     def authorize(session: Session | None, task: TaskView) -> None:
         check(actor(), op, viewer().task_relation(task, session), f"task {task.name or task.bpmn_id!r} ({task.id})",
               hidden=f"task {task.id!r}")
+        if then is not None:
+            then(session, task)
     return authorize
 
 
@@ -96,7 +110,8 @@ def task_get(task_id: str):
 @errors(bp, 403, 404, 409, 503)
 def task_claim(task_id: str):
     """Take a task offered to one of your groups, so that nobody else works on it."""
-    return services().engine.claim_task(_check_id(task_id), actor=actor(), authorize=_policy(Op.TASK_CLAIM))
+    with _hidden_if_missing(task_id):
+        return services().engine.claim_task(task_id, actor=actor(), authorize=_policy(Op.TASK_CLAIM))
 
 
 @bp.route("/<string:task_id>/unclaim", methods=["POST"])
@@ -104,7 +119,8 @@ def task_claim(task_id: str):
 @errors(bp, 403, 404, 409, 503)
 def task_unclaim(task_id: str):
     """Give a claimed task back to its candidate groups."""
-    return services().engine.unclaim_task(_check_id(task_id), actor=actor(), authorize=_policy(Op.TASK_UNCLAIM))
+    with _hidden_if_missing(task_id):
+        return services().engine.unclaim_task(task_id, actor=actor(), authorize=_policy(Op.TASK_UNCLAIM))
 
 
 @bp.route("/<string:task_id>/assign", methods=["POST"])
@@ -113,17 +129,20 @@ def task_unclaim(task_id: str):
 @errors(bp, 400, 403, 404, 409, 422, 503)
 def task_assign(body, task_id: str):
     """Give a task to a user: supervisors to members of their groups, admins to anyone active."""
-    _task(task_id, Op.TASK_ASSIGN)
     username = body["username"]
-    with services().session_factory() as session:
+
+    def assignable(session: Session | None, task: TaskView) -> None:
         active = session.scalar(select(User.active).where(User.username == username))
-    if not active:
-        raise Unprocessable(f"There is no active user {username!r} to assign the task to; check the username.",
-                            details={"username": username})
-    if reach(actor(), Op.TASK_ASSIGN) < Scope.ALL and username not in viewer().team:
-        raise Forbidden(f"{actor().username!r} may assign tasks only to members of their groups "
-                        f"({', '.join(sorted(actor().groups)) or 'none'}); {username!r} is not one.")
-    return services().engine.assign_task(task_id, username, actor=actor())
+        if not active:
+            raise Unprocessable(f"There is no active user {username!r} to assign the task to; check the username.",
+                                details={"username": username})
+        if reach(actor(), Op.TASK_ASSIGN) < Scope.ALL and username not in viewer().team_in(session):
+            raise Forbidden(f"{actor().username!r} may assign tasks only to members of their groups "
+                            f"({', '.join(sorted(actor().groups)) or 'none'}); {username!r} is not one.")
+
+    with _hidden_if_missing(task_id):
+        return services().engine.assign_task(task_id, username, actor=actor(),
+                                             authorize=_policy(Op.TASK_ASSIGN, assignable))
 
 
 @bp.route("/<string:task_id>/complete", methods=["POST"])
@@ -139,8 +158,9 @@ def task_assign(body, task_id: str):
 def task_complete(body, task_id: str):
     """Complete a task with its form data (validated against the form), then run the process on."""
     minimal = prefers_minimal()
-    view = services().engine.complete_task(_check_id(task_id), actor=actor(), data=body["data"], answer=not minimal,
-                                           authorize=_policy(Op.TASK_COMPLETE))
+    with _hidden_if_missing(task_id):
+        view = services().engine.complete_task(task_id, actor=actor(), data=body["data"], answer=not minimal,
+                                               authorize=_policy(Op.TASK_COMPLETE))
     if minimal:
         return Response(status=204, headers={"Preference-Applied": "return=minimal"})
     return as_seen(view)
