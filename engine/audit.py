@@ -144,11 +144,9 @@ def _head(session: Session, instance_id: int | None, locked: ProcessInstance | N
     """(trail, last position, last hash) of the trail events of `instance_id` go on, its head locked; a trail
     this append already chained onto (`chained`) goes on from there."""
     if instance_id is not None:
-        if locked is not None and locked.id == instance_id:
-            return instance_id, locked.audit_seq, locked.audit_hash
-        head = _LOCK_INSTANCE_HEAD.first(session, {"b_id": instance_id})
+        head = locked if locked is not None and locked.id == instance_id else lock_trail(session, instance_id)
         if head is not None:
-            return instance_id, head["audit_seq"], head["audit_hash"]
+            return instance_id, head.audit_seq, head.audit_hash
         # An event naming an instance that has no row (none is written so today) still gets chained: on the log's.
     if LOG_TRAIL in chained:
         return LOG_TRAIL, *chained[LOG_TRAIL]
@@ -172,8 +170,7 @@ def verify(session: Session, batch: int = 5000) -> VerifyResult:
     transaction is one snapshot already). Otherwise an append committed between reading the events and reading
     the heads would look like events deleted from the end of a trail.
     """
-    bind = session.get_bind()
-    sql = getattr(bind, "engine", bind)
+    sql = session.get_bind().engine  # an Engine's `engine` is itself; a Connection's, the one it came from
     if sql.dialect.name == "postgresql":
         sql = sql.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     with Session(bind=sql) as snapshot:

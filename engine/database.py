@@ -60,7 +60,7 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def make_read_session_factory(session_factory: sessionmaker[Session]) -> sessionmaker[Session]:
-    """Sessions for reads of one statement (a bearer token, a task row checked before its command).
+    """Sessions for reads of one statement (the bearer token of every API request, a task row read alone).
 
     On PostgreSQL they run in autocommit: the statement goes alone instead of between a BEGIN and a ROLLBACK.
     Each round trip costs the server ~0.15 ms of CPU, and the server is what every worker shares: an API request
