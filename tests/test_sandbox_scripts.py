@@ -21,8 +21,10 @@ from engine.sandbox import check_script
 from engine.sandbox import run_inline
 
 SECRET = "root:x:0:0"
-# Seconds of C-level work between two ticks: nothing in it passes through the step counter.
-C_LEVEL_HANG = "n = [len(sorted(map(str, range(1000000)))) for i in range(40)]"
+# Seconds of C-level work with no tick at all: map applies sorted 40 times (~0.4 s each) without a Python frame, so
+# nothing passes through the step counter and only the pool's kill stops it. (A comprehension ticks between items,
+# and on a slow moment the worker's own wall-clock check after the first one answered before the kill.)
+C_LEVEL_HANG = "n = list(map(len, map(sorted, map(map, [str] * 40, [range(1000000)] * 40))))"
 
 
 @pytest.fixture(scope="module")
