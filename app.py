@@ -15,6 +15,7 @@ from sqlalchemy.orm import sessionmaker
 
 from crm.stages import StageListener
 from crm.users import emails_for
+from engine.contention import LOCK_TIMEOUT_MS
 from engine.database import configure_engine
 from engine.database import make_read_session_factory
 from engine.database import make_session_factory
@@ -80,6 +81,9 @@ def default_config(instance_path: str) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
         "SQLALCHEMY_ENGINE_OPTIONS": _pool_options(),
         "DEALFLOW_WORKFLOW_CACHE": int(_env("WORKFLOW_CACHE", 256)),
+        # How long a request waits for a row (or SQLite's write lock) another transaction holds before it answers
+        # 503 busy: SQLite's busy timeout, PostgreSQL's lock_timeout.
+        "DEALFLOW_LOCK_TIMEOUT_MS": int(_env("LOCK_TIMEOUT_MS", LOCK_TIMEOUT_MS)),
         # Service tasks: how long one handler call may take before another worker may try it again.
         "DEALFLOW_SERVICE_LEASE": _env("SERVICE_LEASE", "PT2M"),
         # Handlers (handlers/): mail, webhooks, documents. Without an SMTP host, mail goes to the console.
@@ -114,7 +118,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     with app.app_context():
-        configure_engine(db.engine)
+        configure_engine(db.engine, app.config["DEALFLOW_LOCK_TIMEOUT_MS"])
         app.extensions["dealflow"] = _services(app, make_session_factory(db.engine))
 
     from web import api

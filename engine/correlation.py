@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from engine import messages
 from engine import step
 from engine.actor import Actor
+from engine.contention import retried
 from engine.errors import InvalidInput
 from engine.errors import NotFound
 from engine.forms import check_variables
@@ -35,6 +36,7 @@ class Delivery:
 class EventCommands:
     """Mixed into Engine: needs _command, _start, _lock_instance, _specs and _script_engine."""
 
+    @retried
     def correlate_message(self, name: str, *, business_key: str, actor: Actor,
                           payload: dict[str, Any] | None = None) -> Delivery:
         """Deliver message `name` to every instance of deal `business_key` waiting for it, or start one.
@@ -69,10 +71,14 @@ class EventCommands:
             waiting = self._waiting(session, "signal", name, None)
         delivered = []
         for instance_id in waiting:
-            with self._command() as (session, now):
-                self._deliver(session, now, instance_id, "signal", name, payload, actor)
+            self._signal(instance_id, name, payload, actor)
             delivered.append(instance_id)
         return delivered
+
+    @retried
+    def _signal(self, instance_id: int, name: str, payload: dict[str, Any], actor: Actor) -> None:
+        with self._command() as (session, now):
+            self._deliver(session, now, instance_id, "signal", name, payload, actor)
 
     def _waiting(self, session: Session, kind: str, name: str, business_key: str | None) -> list[int]:
         query = (select(EventSubscription.instance_id).distinct()

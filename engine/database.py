@@ -1,15 +1,18 @@
 """Database engines as Dealflow needs them: SQLite tuned for one writer at a time, PostgreSQL as is."""
 
+import sqlite3
 import weakref
 
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from engine.contention import LOCK_TIMEOUT_MS
+
 WRITE = {"dealflow_write": True}
-SQLITE_BUSY_MS = 10_000
 # How the file is written: WAL (readers never wait for the writer), no fsync per commit (the WAL is synced at each
 # checkpoint; a power cut may lose the last commits, never corrupt the file), and a checkpoint every 10,000 pages
 # (~40 MB) instead of SQLite's 1,000: a command changes ~17 pages, so the default made every ~60th command copy and
@@ -18,22 +21,36 @@ SQLITE_STORAGE = ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=
 _configured: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
-def create_db_engine(url: str, **options) -> Engine:
+def create_db_engine(url: str, lock_timeout_ms: int = LOCK_TIMEOUT_MS, **options) -> Engine:
     """An engine for `url`; on SQLite with WAL, a busy timeout and BEGIN IMMEDIATE for writers."""
     if url.startswith("sqlite"):
-        options.setdefault("connect_args", {})["timeout"] = SQLITE_BUSY_MS / 1000
+        options.setdefault("connect_args", {})["timeout"] = lock_timeout_ms / 1000
     else:
         options.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **options)
-    configure_engine(engine)
+    configure_engine(engine, lock_timeout_ms)
     return engine
 
 
-def configure_engine(engine: Engine) -> None:
-    """Install the SQLite pragmas and transaction handling on an engine made elsewhere (Flask-SQLAlchemy)."""
-    if engine.dialect.name != "sqlite" or engine in _configured:
+def configure_engine(engine: Engine, lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> None:
+    """Install the lock timeout, and SQLite's pragmas and transaction handling, on an engine made elsewhere
+    (Flask-SQLAlchemy).
+
+    `lock_timeout_ms`: how long a statement waits for a lock another transaction holds (SQLite's busy timeout,
+    PostgreSQL's lock_timeout) before the command fails as busy (engine.contention), instead of hanging until the
+    server's worker timeout kills it. Set once per connection: no statement per command.
+    """
+    if engine in _configured:
         return
     _configured.add(engine)
+    if engine.dialect.name == "postgresql":
+        @event.listens_for(engine, "connect")
+        def _on_pg_connect(dbapi_connection, _record):
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
+            dbapi_connection.commit()
+    if engine.dialect.name != "sqlite":
+        return
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -42,7 +59,7 @@ def configure_engine(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         for pragma in SQLITE_STORAGE:
             cursor.execute(f"PRAGMA {pragma}")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(lock_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -51,8 +68,11 @@ def configure_engine(engine: Engine) -> None:
         # A writer takes the write lock up front: two racing commands then queue on the busy timeout and the
         # second one sees the first one's commit, instead of failing with "database is locked" mid-way.
         # Straight to the driver: through exec_driver_sql, BEGIN cost more than the statements after it.
-        write = conn.get_execution_options().get("dealflow_write")
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        statement = "BEGIN IMMEDIATE" if conn.get_execution_options().get("dealflow_write") else "BEGIN"
+        try:
+            conn.connection.driver_connection.execute(statement)
+        except sqlite3.Error as exc:  # "database is locked" past the busy timeout: SQLAlchemy's error, as elsewhere
+            raise DBAPIError.instance(statement, None, exc, sqlite3.Error, dialect=conn.dialect) from exc
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

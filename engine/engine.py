@@ -23,6 +23,7 @@ from engine import service_jobs
 from engine import step
 from engine.actor import Actor
 from engine.clock import CommandClock
+from engine.contention import retried
 from engine.correlation import EventCommands
 from engine.db import utcnow
 from engine.definitions import SpecCache
@@ -113,6 +114,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             raise Conflict("Someone else changed this process instance at the same moment; "
                            "nothing of yours was applied. Refresh and try again.") from exc
 
+    @retried
     def start_instance(self, process_key: str, *, actor: Actor, business_key: str | None = None,
                        variables: dict[str, Any] | None = None, version: int | None = None) -> InstanceView:
         """Start the latest (or the given) version of `process_key` and run it to its first wait state."""
@@ -156,6 +158,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             keep.append((view, instance, workflow))
         return instance.id
 
+    @retried
     def complete_task(self, task_id: str, *, actor: Actor, data: dict[str, Any] | None = None,
                       answer: bool = True, authorize: Authorize | None = None) -> InstanceView | None:
         """Complete a user task with form data (validated), then run the process to its next wait state.
@@ -220,6 +223,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
                               ("task_assigned", {"previous": inbox.assign(s, row, username, actor, now),
                                                  "assignee": username}), authorize)
 
+    @retried
     def _reassign(self, task_id: str, actor: Actor, apply, authorize: Authorize | None = None) -> TaskView:
         with self._command() as (session, now):
             row = self._task_row(session, task_id)
@@ -236,6 +240,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             view = TaskView.of(row)
         return view
 
+    @retried
     def set_variables(self, instance_id: int, variables: dict[str, Any], *, actor: Actor,
                       reason: str | None = None) -> InstanceView:
         """Change process data of a running instance (admins and supervisors; the CRM after a deal's handover).
@@ -270,6 +275,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         self._keep(instance, workflow)
         return view if changed else self.get_instance(instance_id)
 
+    @retried
     def cancel_instance(self, instance_id: int, *, actor: Actor, reason: str | None = None) -> InstanceView:
         """Stop an instance for good: its open tasks are cancelled, its history kept."""
         with self._command() as (session, now):
@@ -293,6 +299,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             audit.append(session, records + resolved)
         return self.get_instance(instance_id)
 
+    @retried
     def mark_notification_read(self, notification_id: int, *, actor: Actor) -> None:
         """Mark a notification read for this user (group notifications are read per member)."""
         with self._command() as (session, now):

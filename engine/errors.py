@@ -8,6 +8,8 @@ class DealflowError(Exception):
 
     code = "error"
     http_status = 400
+    # Seconds a client should wait before sending the same request again (a Retry-After header), if it may.
+    retry_after: int | None = None
 
     def __init__(self, message: str, details: dict[str, Any] | None = None):
         super().__init__(message)
@@ -45,6 +47,14 @@ class Conflict(DealflowError):
 
     code = "conflict"
     http_status = 409
+
+
+class Busy(DealflowError):
+    """The database kept this command from running now (a lock held too long, lost races); nothing was applied."""
+
+    code = "busy"
+    http_status = 503
+    retry_after = 2
 
 
 class DefinitionInvalid(DealflowError):

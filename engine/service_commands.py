@@ -26,6 +26,7 @@ from sqlalchemy import select
 from engine import audit
 from engine import step
 from engine.actor import Actor
+from engine.contention import retried
 from engine.errors import Conflict
 from engine.errors import Forbidden
 from engine.errors import InvalidInput
@@ -97,6 +98,7 @@ class ServiceCommands:
 
     # -- phase 1: lease and request --------------------------------------------------------------------------------
 
+    @retried
     def _prepare_call(self, job_id: int, worker: str, now: datetime | None) -> _Call | Failure | None:
         with self._command(now) as (session, now):
             if not lease(session, job_id, worker, now, self._service_lease):
@@ -172,6 +174,7 @@ class ServiceCommands:
             return self._finish_failed(job_id, worker, failure, call.policy, call, now)
         return done
 
+    @retried
     def _finish(self, job_id: int, worker: str, call: _Call, now: datetime | None, event: str, details: dict,
                 action, give_up: list | None = None) -> bool:
         """Apply `action(task)` to the waiting task in one command; a late result is recorded and dropped."""
@@ -197,6 +200,7 @@ class ServiceCommands:
             self._persist(session, instance, workflow, outcome, recorder, now)
             return True
 
+    @retried
     def _finish_detached(self, job_id: int, worker: str, call: _Call, result: dict, now: datetime | None) -> bool:
         """A reminder's mail went out: the job is done; the audit says to whom and with which Message-ID."""
         with self._command(now) as (session, now):
@@ -211,6 +215,7 @@ class ServiceCommands:
                                                     "result": result})])
             return True
 
+    @retried
     def _finish_failed(self, job_id: int, worker: str, failure: Failure, policy: RetryPolicy, call: _Call | None,
                        now: datetime | None) -> bool:
         with self._command(now) as (session, now):
@@ -256,6 +261,7 @@ class ServiceCommands:
                 raise NotFound(f"There is no incident {incident_id}.")
             return incident_dict(incident)
 
+    @retried
     def retry_incident(self, incident_id: int, *, actor: Actor, now: datetime | None = None) -> dict:
         """Give the failed call a new set of attempts, starting now (admins and supervisors); audited."""
         if not actor.has_role("admin", "supervisor"):
@@ -283,6 +289,7 @@ class ServiceCommands:
                 details={"incident_id": incident_id, "job_id": job.id, "topic": job.topic})])
             return incident_dict(incident)
 
+    @retried
     def claim_for_operator(self, job_id: int, worker: str, now: datetime) -> bool:
         """Lease a pending service job to an operator's "execute now", unless a sweeper holds it."""
         with self._command(now) as (session, now):

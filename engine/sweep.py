@@ -16,6 +16,7 @@ from engine import jobs
 from engine import reminders
 from engine import step
 from engine.actor import Actor
+from engine.contention import retried
 from engine.errors import Conflict
 from engine.errors import Forbidden
 from engine.errors import InvalidInput
@@ -39,6 +40,7 @@ def worker_name() -> str:
 class JobCommands:
     """Mixed into Engine: needs _command, _specs, _script_engine and _clock."""
 
+    @retried
     def fire_job(self, job_id: int, *, now: datetime | None = None, actor: str = "timer",
                  worker: str | None = None) -> bool:
         """Fire one timer job if it is still pending; returns False when there was nothing (left) to fire.
@@ -159,6 +161,7 @@ class JobCommands:
                                                      details={"job_id": job_id, "fired": fired})])
         return fired
 
+    @retried
     def reschedule_job(self, job_id: int, due_at: datetime, *, actor: Actor) -> dict:
         """Move a pending job to `due_at` (admins and supervisors); audited with the old and new time."""
         _ensure_operator(actor)

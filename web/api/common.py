@@ -26,7 +26,8 @@ ERROR_TEXT = {
     413: "The request or one of its files is too large.",
     422: "Well-formed, but refused: invalid BPMN, form data, or an Idempotency-Key reused with another body.",
     429: "Too many failed logins.",
-    503: "The database is unreachable; try again.",
+    503: "The database is unreachable or busy (a lock held too long); nothing was applied. Try again after "
+         "Retry-After seconds.",
 }
 
 

@@ -14,6 +14,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from engine.contention import busy
+from engine.contention import contention
 from engine.errors import DealflowError
 from web.api.schemas import ErrorSchema
 
@@ -101,10 +103,13 @@ def _flatten(messages: Any, prefix: str = ""):
 
 
 def _dealflow(exc: DealflowError):
-    return error_response(exc.code, exc.message, exc.http_status, exc.details)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return error_response(exc.code, exc.message, exc.http_status, exc.details, headers)
 
 
 def _unavailable(exc: Exception):
+    if contention(exc) is not None:  # a write outside the engine's commands (a token, a lead) that met a lock
+        return _dealflow(busy(exc))
     current_app.logger.warning("Database unavailable: %s", exc)
     return error_response("database_unavailable", "The database is unreachable at the moment; nothing was changed. "
                           "Try again in a few seconds.", 503, headers={"Retry-After": "5"})

@@ -1,0 +1,160 @@
+"""Contention with other transactions: a lost deadlock is run again, a lock held too long is a clean 503."""
+
+import logging
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import text
+
+from app import create_app
+from app import services
+from engine.database import create_db_engine
+from engine.database import make_session_factory
+from engine.engine import Engine
+from engine.errors import Busy
+from engine.models import AuditEvent
+from engine.models import HumanTask
+from tests.api_support import assert_error
+from tests.api_support import deploy as deploy_over_http
+from tests.api_support import snapshot
+from tests.api_support import start
+from tests.conftest import ApiUsers
+from tests.factories import actor
+from tests.factories import deploy
+
+LOCK_TIMEOUT_MS = 200
+
+
+@contextmanager
+def holding_the_instance(db_url: str, instance_id: int):
+    """Another transaction, outside Dealflow, holds what a command on the instance must lock (on SQLite: the
+    database's write lock; on PostgreSQL: the instance row), until the block ends."""
+    if db_url.startswith("sqlite"):
+        other = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+    else:
+        other = psycopg.connect(db_url.replace("postgresql+psycopg", "postgresql"))
+        other.execute("SELECT id FROM process_instance WHERE id = %s FOR UPDATE", (instance_id,))
+    try:
+        yield other
+    finally:
+        other.rollback()
+        other.close()
+
+
+@pytest.fixture
+def impatient(db_url, clock, script_pool):
+    """An engine whose commands wait at most LOCK_TIMEOUT_MS for a lock."""
+    db = create_db_engine(db_url, lock_timeout_ms=LOCK_TIMEOUT_MS)
+    factory = make_session_factory(db)
+    deploy(factory, "deal_approval.bpmn")
+    yield Engine(factory, clock=clock, script_pool=script_pool, workflow_cache=8), factory
+    db.dispose()
+
+
+def _completions(factory) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.event == "task_completed"))
+
+
+def test_a_lock_held_past_the_timeout_is_busy_and_applies_nothing(impatient, db_url, caplog):
+    engine, factory = impatient
+    started = engine.start_instance("deal_approval", actor=actor("dana"), variables={"amount": 10})
+    task_id = started.open_tasks[0].id
+    caplog.set_level(logging.WARNING, logger="engine.contention")
+    with holding_the_instance(db_url, started.id), pytest.raises(Busy) as raised:
+        engine.complete_task(task_id, actor=actor("seller"), data={"approved": True})
+    message = raised.value.message
+    assert "longer than the lock timeout" in message and "Nothing of it was applied" in message
+    # Not run again: the request already waited the whole timeout, and another attempt would only wait as long.
+    assert not caplog.records, caplog.text
+    with factory() as session:
+        assert session.get(HumanTask, task_id).status == "open"
+    assert _completions(factory) == 0
+    # With the lock released the same completion goes through: the failed attempt left nothing behind (the cached
+    # workflow it had taken included).
+    engine.complete_task(task_id, actor=actor("seller"), data={"approved": True})
+    with factory() as session:
+        assert session.get(HumanTask, task_id).status == "completed"
+    assert _completions(factory) == 1
+
+
+def test_the_api_answers_503_busy_with_retry_after(db_url, tmp_path):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "TESTING": True, "SECRET_KEY": "test",
+                      "DEALFLOW_LOCK_TIMEOUT_MS": LOCK_TIMEOUT_MS})
+    try:
+        users = ApiUsers(app)
+        designer, seller = users.add("dora", roles=("designer",)), users.add("sam")
+        client = app.test_client()
+        assert deploy_over_http(client, designer).status_code == 201
+        instance = start(client, seller)
+        task_id = instance["open_tasks"][0]["id"]
+        before = snapshot(services(app).session_factory)
+        with holding_the_instance(db_url, instance["id"]):
+            response = client.post(f"/api/v1/tasks/{task_id}/complete", headers=seller,
+                                   json={"data": {"approved": True}})
+        body = assert_error(response, 503, "busy")
+        assert response.headers["Retry-After"] == "2"
+        assert "try again in a few seconds" in body["message"]
+        assert snapshot(services(app).session_factory) == before
+        response = client.post(f"/api/v1/tasks/{task_id}/complete", headers=seller, json={"data": {"approved": True}})
+        assert response.status_code == 200, response.get_json()
+    finally:
+        services(app).script_pool.close()
+        with app.app_context():
+            from app import db
+
+            db.engine.dispose()
+
+
+def test_a_command_that_loses_a_deadlock_runs_again_and_goes_through(session_factory, clock, script_pool, db_url,
+                                                                     caplog):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("Only PostgreSQL runs two writers at once (and can deadlock them); SQLite queues them")
+    deploy(session_factory, "deal_approval.bpmn")
+    engine = Engine(session_factory, clock=clock, script_pool=script_pool)
+    started = engine.start_instance("deal_approval", actor=actor("dana"), variables={"amount": 10})
+    task_id = started.open_tasks[0].id
+    outcome = []
+
+    def claim():
+        try:
+            outcome.append(engine.claim_task(task_id, actor=actor("seller", groups=("sales",))))
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever the claim raised
+            outcome.append(exc)
+
+    caplog.set_level(logging.WARNING, logger="engine.contention")
+    with session_factory() as other, other.begin():
+        # A transaction outside Dealflow takes the rows in the other order: the task first, then its instance. The
+        # claim (instance, then task) waits on it; this side waits longer before it checks for a deadlock, so
+        # PostgreSQL aborts the claim's transaction, and the claim must run again once this one is done.
+        other.execute(text("SET LOCAL deadlock_timeout = '10s'"))
+        other.execute(text("SELECT id FROM human_task WHERE id = :id FOR UPDATE"), {"id": task_id})
+        thread = threading.Thread(target=claim)
+        thread.start()
+        _wait_for_a_lock_wait(session_factory)
+        other.execute(text("SELECT id FROM process_instance WHERE id = :id FOR UPDATE"), {"id": started.id})
+    thread.join(10)
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    assert outcome[0].assignee == "seller"
+    assert any("a deadlock" in record.getMessage() for record in caplog.records), caplog.text
+    with session_factory() as session:
+        claims = session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.event == "task_claimed"))
+    assert claims == 1
+
+
+def _wait_for_a_lock_wait(session_factory, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    with session_factory() as watcher:
+        while time.monotonic() < deadline:
+            if watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")):
+                return
+            watcher.rollback()
+            time.sleep(0.01)
+    raise AssertionError("the claim never waited for the task's lock")
