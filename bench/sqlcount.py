@@ -23,7 +23,10 @@ NOT_STATEMENTS = ("BEGIN", "COMMIT", "ROLLBACK", "END")
 @dataclass
 class Transaction:
     statements: int = 0
-    wrote: bool = False
+    wrote: bool = False  # changed or locked rows, and committed
+    # Took a writer's locks, committed or not: began as a writer (BEGIN IMMEDIATE on SQLite, the engine's commands)
+    # or changed or locked rows.
+    locked: bool = False
     sql: list[str] = field(default_factory=list)  # the text of each statement, in order
 
 
@@ -89,7 +92,7 @@ class SqlCounter:
         tx.statements += times
         tx.sql.append(sql)
         if text.startswith(("INSERT", "UPDATE", "DELETE")) or "FOR UPDATE" in text:
-            tx.wrote = True
+            tx.wrote = tx.locked = True
 
     def _hook(self, dbapi) -> int:
         key = id(dbapi)
@@ -110,7 +113,7 @@ class SqlCounter:
     def _begin(self, conn) -> None:
         key = self._hook(conn.connection.dbapi_connection)
         if self.active:
-            self.current[key] = Transaction()
+            self.current[key] = Transaction(locked=bool(conn.get_execution_options().get("dealflow_write")))
 
     def _end(self, conn, committed: bool) -> None:
         tx = self.current.pop(id(conn.connection.dbapi_connection), None)

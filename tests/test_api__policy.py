@@ -275,3 +275,33 @@ def test_a_task_command_decides_access_inside_its_own_transaction(app, client, a
             counter.detach(db.engine)
     still_open = client.get(f"/api/v1/tasks?instance={started['id']}", headers=dana).get_json()["items"]
     assert [t["id"] for t in still_open] == [second, third] and all(t["assignee"] is None for t in still_open)
+
+
+def test_a_role_without_the_operation_anywhere_is_refused_before_any_write_transaction(app, client, api_users):
+    # A designer may read every task and complete none, an integration account reads none: their refusals come from
+    # a plain read, and no command takes the write lock (on SQLite the whole database's) only to refuse.
+    dana = api_users.add("dana", roles=("designer",), groups=())
+    bot = api_users.add("bot", roles=("integration",), groups=())
+    mia = api_users.add("mia", roles=("manager",), groups=("sales",))
+    assert deploy(client, dana, "approvals.bpmn").status_code == 201
+    started = client.post("/api/v1/process-instances", headers=mia, json={
+        "process_key": "approvals", "variables": {"items": ["a"]}}).get_json()
+    task_id = started["open_tasks"][0]["id"]
+    counter = SqlCounter()
+    with app.app_context():
+        counter.attach(db.engine)
+    try:
+        for headers, action, body, status in ((dana, "complete", {"data": {"ok": True}}, 403),
+                                              (dana, "claim", None, 403),
+                                              (bot, "complete", {"data": {"ok": True}}, 404),
+                                              (bot, "assign", {"username": "mia"}, 404)):
+            with counter.counting():
+                response = client.post(f"/api/v1/tasks/{task_id}/{action}", headers=headers, json=body)
+            assert response.status_code == status, (action, response.get_json())
+            assert not any(tx.locked for tx in counter.transactions), (action, counter.transactions)
+    finally:
+        with app.app_context():
+            counter.detach(db.engine)
+    message = client.post(f"/api/v1/tasks/{task_id}/complete", headers=dana, json={"data": {"ok": True}}).get_json()
+    assert message["message"].startswith("'dana' may not complete the task 'Approve line item'"), message
+    assert client.get(f"/api/v1/tasks/{task_id}", headers=mia).get_json()["status"] == "open"

@@ -71,6 +71,13 @@ def _task(task_id: str, op: Op) -> TaskView:
     return task
 
 
+def _refused_without_reach(task_id: str, op: Op) -> None:
+    """Refuse a user whose roles grant `op` on no task at all (a designer completing, an auditor claiming) from one
+    plain read of the task, before a command takes its write lock for nothing (on SQLite, the whole database's)."""
+    if reach(actor(), op) == Scope.NONE:
+        _task(task_id, op)  # raises: 404 if they may not see the task either, else 403 naming it
+
+
 @contextmanager
 def _hidden_if_missing(task_id: str) -> Iterator[str]:
     """A task that does not exist answers as one the user may not see: the 404 does not tell them apart."""
@@ -110,6 +117,7 @@ def task_get(task_id: str):
 @errors(bp, 403, 404, 409, 503)
 def task_claim(task_id: str):
     """Take a task offered to one of your groups, so that nobody else works on it."""
+    _refused_without_reach(task_id, Op.TASK_CLAIM)
     with _hidden_if_missing(task_id):
         return services().engine.claim_task(task_id, actor=actor(), authorize=_policy(Op.TASK_CLAIM))
 
@@ -119,6 +127,7 @@ def task_claim(task_id: str):
 @errors(bp, 403, 404, 409, 503)
 def task_unclaim(task_id: str):
     """Give a claimed task back to its candidate groups."""
+    _refused_without_reach(task_id, Op.TASK_UNCLAIM)
     with _hidden_if_missing(task_id):
         return services().engine.unclaim_task(task_id, actor=actor(), authorize=_policy(Op.TASK_UNCLAIM))
 
@@ -140,6 +149,7 @@ def task_assign(body, task_id: str):
             raise Forbidden(f"{actor().username!r} may assign tasks only to members of their groups "
                             f"({', '.join(sorted(actor().groups)) or 'none'}); {username!r} is not one.")
 
+    _refused_without_reach(task_id, Op.TASK_ASSIGN)
     with _hidden_if_missing(task_id):
         return services().engine.assign_task(task_id, username, actor=actor(),
                                              authorize=_policy(Op.TASK_ASSIGN, assignable))
@@ -158,6 +168,7 @@ def task_assign(body, task_id: str):
 def task_complete(body, task_id: str):
     """Complete a task with its form data (validated against the form), then run the process on."""
     minimal = prefers_minimal()
+    _refused_without_reach(task_id, Op.TASK_COMPLETE)
     with _hidden_if_missing(task_id):
         view = services().engine.complete_task(task_id, actor=actor(), data=body["data"], answer=not minimal,
                                                authorize=_policy(Op.TASK_COMPLETE))
