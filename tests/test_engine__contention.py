@@ -1,16 +1,16 @@
-"""Contention with other transactions: a lost deadlock is run again, a lock held too long is a clean 503."""
+"""A lock held too long by another transaction: a clean Busy (HTTP 503 with Retry-After), nothing applied.
+
+A command that loses a deadlock and runs again: test_engine__concurrency.py.
+"""
 
 import logging
 import sqlite3
-import threading
-import time
 from contextlib import contextmanager
 
 import psycopg
 import pytest
 from sqlalchemy import func
 from sqlalchemy import select
-from sqlalchemy import text
 
 from app import create_app
 from app import services
@@ -111,50 +111,3 @@ def test_the_api_answers_503_busy_with_retry_after(db_url, tmp_path):
             from app import db
 
             db.engine.dispose()
-
-
-def test_a_command_that_loses_a_deadlock_runs_again_and_goes_through(session_factory, clock, script_pool, db_url,
-                                                                     caplog):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("Only PostgreSQL runs two writers at once (and can deadlock them); SQLite queues them")
-    deploy(session_factory, "deal_approval.bpmn")
-    engine = Engine(session_factory, clock=clock, script_pool=script_pool)
-    started = engine.start_instance("deal_approval", actor=actor("dana"), variables={"amount": 10})
-    task_id = started.open_tasks[0].id
-    outcome = []
-
-    def claim():
-        try:
-            outcome.append(engine.claim_task(task_id, actor=actor("seller", groups=("sales",))))
-        except Exception as exc:  # noqa: BLE001 - the test reports whatever the claim raised
-            outcome.append(exc)
-
-    caplog.set_level(logging.WARNING, logger="engine.contention")
-    with session_factory() as other, other.begin():
-        # A transaction outside Dealflow takes the rows in the other order: the task first, then its instance. The
-        # claim (instance, then task) waits on it; this side waits longer before it checks for a deadlock, so
-        # PostgreSQL aborts the claim's transaction, and the claim must run again once this one is done.
-        other.execute(text("SET LOCAL deadlock_timeout = '10s'"))
-        other.execute(text("SELECT id FROM human_task WHERE id = :id FOR UPDATE"), {"id": task_id})
-        thread = threading.Thread(target=claim)
-        thread.start()
-        _wait_for_a_lock_wait(session_factory)
-        other.execute(text("SELECT id FROM process_instance WHERE id = :id FOR UPDATE"), {"id": started.id})
-    thread.join(10)
-    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
-    assert outcome[0].assignee == "seller"
-    assert any("a deadlock" in record.getMessage() for record in caplog.records), caplog.text
-    with session_factory() as session:
-        claims = session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.event == "task_claimed"))
-    assert claims == 1
-
-
-def _wait_for_a_lock_wait(session_factory, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    with session_factory() as watcher:
-        while time.monotonic() < deadline:
-            if watcher.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")):
-                return
-            watcher.rollback()
-            time.sleep(0.01)
-    raise AssertionError("the claim never waited for the task's lock")
