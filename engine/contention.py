@@ -41,7 +41,8 @@ T = TypeVar("T")
 
 
 def contention(exc: BaseException) -> str | None:
-    """"lost" for a race the next attempt may win, "waited" for a lock timeout, None for any other error."""
+    """What contention `exc` reports: "lost" (a race the next attempt may win), "waited" (a lock timeout), or
+    None (any other error)."""
     if not isinstance(exc, DBAPIError):
         return None
     cause = exc.orig
