@@ -1,4 +1,4 @@
-"""Database engines as Dealflow needs them: SQLite tuned for one writer at a time, PostgreSQL as is."""
+"""Database engines as Dealflow needs them: SQLite tuned for one writer at a time, a lock timeout on both."""
 
 import sqlite3
 import weakref
