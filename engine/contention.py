@@ -11,6 +11,7 @@ nothing of the command is applied (its transaction was rolled back).
 """
 
 import functools
+import itertools
 import logging
 import random
 import sqlite3
@@ -75,7 +76,7 @@ def retried(command: Callable[P, T]) -> Callable[P, T]:
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        for attempt in range(1, ATTEMPTS + 1):
+        for attempt in itertools.count(1):
             try:
                 return command(*args, **kwargs)
             except DBAPIError as exc:
@@ -87,6 +88,5 @@ def retried(command: Callable[P, T]) -> Callable[P, T]:
                 log.warning("%s lost to another transaction (%s, attempt %d of %d); running it again",
                             command.__qualname__, _LOST[exc.orig.sqlstate], attempt, ATTEMPTS)
                 time.sleep(random.uniform(0, PAUSE * 2 ** attempt))  # noqa: S311 - jitter, not a secret
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     return run

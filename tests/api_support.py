@@ -1,6 +1,7 @@
 """Small builders for API tests: deploy and start over HTTP, snapshot the tables a request could change."""
 
 import io
+from contextlib import contextmanager
 
 from sqlalchemy import func
 from sqlalchemy import select
@@ -20,6 +21,23 @@ from engine.models import ProcessInstance
 from tests.factories import bpmn_file
 
 DEAL_VARS = {"amount": 20000, "customer": "Acme"}
+
+
+@contextmanager
+def own_app(config):
+    """The app with `config` over the defaults (TESTING on), closed after the block: its script pool, its
+    connections."""
+    from app import create_app
+    from app import db
+    from app import services
+
+    flask_app = create_app({"TESTING": True, **config})
+    try:
+        yield flask_app
+    finally:
+        services(flask_app).script_pool.close()
+        with flask_app.app_context():
+            db.engine.dispose()
 
 
 def deploy(client, headers, *files):

@@ -9,6 +9,7 @@ import pytest
 from engine.database import create_db_engine
 from engine.database import make_session_factory
 from tests import dbutil
+from tests.api_support import own_app
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -97,16 +98,8 @@ def engine(session_factory, clock, script_pool):
 
 @pytest.fixture
 def app(db_url, tmp_path):
-    from app import create_app
-    from app import services
-
-    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "TESTING": True, "SECRET_KEY": "test"})
-    yield flask_app
-    services(flask_app).script_pool.close()
-    with flask_app.app_context():
-        from app import db
-
-        db.engine.dispose()
+    with own_app({"SQLALCHEMY_DATABASE_URI": db_url, "SECRET_KEY": "test"}) as flask_app:
+        yield flask_app
 
 
 @pytest.fixture
@@ -174,14 +167,5 @@ def live_server(app):
 def clocked_app(db_url, clock):
     """The app with its engine on the test's `clock` (DEALFLOW_CLOCK): due dates and timers move by hand, while
     tokens and Idempotency-Keys keep the wall clock."""
-    from app import create_app
-    from app import services
-
-    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "TESTING": True, "SECRET_KEY": "test",
-                            "DEALFLOW_CLOCK": clock})
-    yield flask_app
-    services(flask_app).script_pool.close()
-    with flask_app.app_context():
-        from app import db
-
-        db.engine.dispose()
+    with own_app({"SQLALCHEMY_DATABASE_URI": db_url, "SECRET_KEY": "test", "DEALFLOW_CLOCK": clock}) as flask_app:
+        yield flask_app

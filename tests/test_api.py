@@ -1,15 +1,12 @@
 """The API's contract: one error shape everywhere, tokens (hashed, expiring, revocable), login limits, 413, 503."""
 
 import io
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy import update
 
-from app import create_app
-from app import db
 from app import services
 from crm.models import ApiToken
 from crm.tokens import issue_token
@@ -20,18 +17,7 @@ from engine.actor import Actor
 from engine.db import utcnow
 from tests.api_support import assert_error
 from tests.api_support import deploy
-
-
-@contextmanager
-def own_app(config):
-    """An app with its own config, closed like the `app` fixture closes its own."""
-    flask_app = create_app({"TESTING": True, **config})
-    try:
-        yield flask_app
-    finally:
-        services(flask_app).script_pool.close()
-        with flask_app.app_context():
-            db.engine.dispose()
+from tests.api_support import own_app
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from crm.models import Client
 from crm.models import Deal
 from engine.models import AuditEvent
 from tests.api_support import assert_error
+from tests.api_support import own_app
 from tests.factories import bpmn_file
 
 LEAD = {"channel": "web_form", "source": "site", "message": "Please call back",
@@ -21,15 +22,9 @@ LEAD = {"channel": "web_form", "source": "site", "message": "Please call back",
 @pytest.fixture
 def app(db_url):
     """The app with the test diagram mini_funnel as its sales process."""
-    from app import create_app
-    from app import db
-
-    flask_app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "TESTING": True, "SECRET_KEY": "test",
-                            "DEALFLOW_SALES_PROCESS": "mini_funnel"})
-    yield flask_app
-    services(flask_app).script_pool.close()
-    with flask_app.app_context():
-        db.engine.dispose()
+    with own_app({"SQLALCHEMY_DATABASE_URI": db_url, "SECRET_KEY": "test",
+                  "DEALFLOW_SALES_PROCESS": "mini_funnel"}) as flask_app:
+        yield flask_app
 
 
 @pytest.fixture

@@ -4,24 +4,24 @@ A command that loses a deadlock and runs again: test_engine__concurrency.py.
 """
 
 import logging
-import sqlite3
 from contextlib import contextmanager
 
-import psycopg
 import pytest
 from sqlalchemy import func
 from sqlalchemy import select
 
-from app import create_app
 from app import services
+from engine.database import begin_write
 from engine.database import create_db_engine
 from engine.database import make_session_factory
 from engine.engine import Engine
 from engine.errors import Busy
 from engine.models import AuditEvent
 from engine.models import HumanTask
+from engine.models import ProcessInstance
 from tests.api_support import assert_error
 from tests.api_support import deploy as deploy_over_http
+from tests.api_support import own_app
 from tests.api_support import snapshot
 from tests.api_support import start
 from tests.conftest import ApiUsers
@@ -32,20 +32,13 @@ LOCK_TIMEOUT_MS = 200
 
 
 @contextmanager
-def holding_the_instance(db_url: str, instance_id: int):
-    """Another transaction, outside Dealflow, holds what a command on the instance must lock (on SQLite: the
-    database's write lock; on PostgreSQL: the instance row), until the block ends."""
-    if db_url.startswith("sqlite"):
-        other = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-    else:
-        other = psycopg.connect(db_url.replace("postgresql+psycopg", "postgresql"))
-        other.execute("SELECT id FROM process_instance WHERE id = %s FOR UPDATE", (instance_id,))
-    try:
-        yield other
-    finally:
-        other.rollback()
-        other.close()
+def holding_the_instance(session_factory, instance_id: int):
+    """Another transaction holds what a command on the instance must lock until the block ends: on SQLite the
+    database's write lock (it began as a writer), on PostgreSQL the instance row."""
+    with session_factory() as other, other.begin():
+        begin_write(other)
+        other.execute(select(ProcessInstance.id).where(ProcessInstance.id == instance_id).with_for_update())
+        yield
 
 
 @pytest.fixture
@@ -63,12 +56,12 @@ def _completions(factory) -> int:
         return session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.event == "task_completed"))
 
 
-def test_a_lock_held_past_the_timeout_is_busy_and_applies_nothing(impatient, db_url, caplog):
+def test_a_lock_held_past_the_timeout_is_busy_and_applies_nothing(impatient, caplog):
     engine, factory = impatient
     started = engine.start_instance("deal_approval", actor=actor("dana"), variables={"amount": 10})
     task_id = started.open_tasks[0].id
     caplog.set_level(logging.WARNING, logger="engine.contention")
-    with holding_the_instance(db_url, started.id), pytest.raises(Busy) as raised:
+    with holding_the_instance(factory, started.id), pytest.raises(Busy) as raised:
         engine.complete_task(task_id, actor=actor("seller"), data={"approved": True})
     message = raised.value.message
     assert "longer than the lock timeout" in message and "Nothing of it was applied" in message
@@ -85,29 +78,23 @@ def test_a_lock_held_past_the_timeout_is_busy_and_applies_nothing(impatient, db_
     assert _completions(factory) == 1
 
 
-def test_the_api_answers_503_busy_with_retry_after(db_url, tmp_path):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "TESTING": True, "SECRET_KEY": "test",
-                      "DEALFLOW_LOCK_TIMEOUT_MS": LOCK_TIMEOUT_MS})
-    try:
+def test_the_api_answers_503_busy_with_retry_after(db_url):
+    with own_app({"SQLALCHEMY_DATABASE_URI": db_url, "SECRET_KEY": "test",
+                  "DEALFLOW_LOCK_TIMEOUT_MS": LOCK_TIMEOUT_MS}) as app:
         users = ApiUsers(app)
         designer, seller = users.add("dora", roles=("designer",)), users.add("sam")
         client = app.test_client()
         assert deploy_over_http(client, designer).status_code == 201
         instance = start(client, seller)
         task_id = instance["open_tasks"][0]["id"]
-        before = snapshot(services(app).session_factory)
-        with holding_the_instance(db_url, instance["id"]):
+        factory = services(app).session_factory
+        before = snapshot(factory)
+        with holding_the_instance(factory, instance["id"]):
             response = client.post(f"/api/v1/tasks/{task_id}/complete", headers=seller,
                                    json={"data": {"approved": True}})
         body = assert_error(response, 503, "busy")
         assert response.headers["Retry-After"] == "2"
         assert "try again in a few seconds" in body["message"]
-        assert snapshot(services(app).session_factory) == before
+        assert snapshot(factory) == before
         response = client.post(f"/api/v1/tasks/{task_id}/complete", headers=seller, json={"data": {"approved": True}})
         assert response.status_code == 200, response.get_json()
-    finally:
-        services(app).script_pool.close()
-        with app.app_context():
-            from app import db
-
-            db.engine.dispose()

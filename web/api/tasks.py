@@ -1,7 +1,10 @@
 """The inbox over HTTP: list and read tasks, claim, unclaim, assign and complete them."""
 
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
+from typing import TypeVar
 
 from flask import Response
 from flask_smorest import Blueprint
@@ -40,6 +43,7 @@ from web.api.schemas import TaskSchema
 
 bp = Blueprint("api_tasks", __name__, url_prefix="/api/v1/tasks", description="User tasks: the inbox.")
 TASK_ID_MAX = 36
+T = TypeVar("T")
 
 
 @bp.route("", methods=["GET"])
@@ -71,11 +75,17 @@ def _task(task_id: str, op: Op) -> TaskView:
     return task
 
 
-def _refused_without_reach(task_id: str, op: Op) -> None:
-    """Refuse a user whose roles grant `op` on no task at all (a designer completing, an auditor claiming) from one
-    plain read of the task, before a command takes its write lock for nothing (on SQLite, the whole database's)."""
+def _command(task_id: str, op: Op, command: Callable[..., T], then: Authorize | None = None) -> T:
+    """Run an engine command on a task with this user's policy for `op` (and `then`) asked inside it.
+
+    A user whose roles grant `op` on no task at all (a designer completing, an auditor claiming) is refused from
+    one plain read of the task first, before the command takes its write lock for nothing (on SQLite, the whole
+    database's); the refusal is the same 404 or 403.
+    """
     if reach(actor(), op) == Scope.NONE:
         _task(task_id, op)  # raises: 404 if they may not see the task either, else 403 naming it
+    with _hidden_if_missing(task_id):
+        return command(task_id, actor=actor(), authorize=_policy(op, then))
 
 
 @contextmanager
@@ -117,9 +127,7 @@ def task_get(task_id: str):
 @errors(bp, 403, 404, 409, 503)
 def task_claim(task_id: str):
     """Take a task offered to one of your groups, so that nobody else works on it."""
-    _refused_without_reach(task_id, Op.TASK_CLAIM)
-    with _hidden_if_missing(task_id):
-        return services().engine.claim_task(task_id, actor=actor(), authorize=_policy(Op.TASK_CLAIM))
+    return _command(task_id, Op.TASK_CLAIM, services().engine.claim_task)
 
 
 @bp.route("/<string:task_id>/unclaim", methods=["POST"])
@@ -127,9 +135,7 @@ def task_claim(task_id: str):
 @errors(bp, 403, 404, 409, 503)
 def task_unclaim(task_id: str):
     """Give a claimed task back to its candidate groups."""
-    _refused_without_reach(task_id, Op.TASK_UNCLAIM)
-    with _hidden_if_missing(task_id):
-        return services().engine.unclaim_task(task_id, actor=actor(), authorize=_policy(Op.TASK_UNCLAIM))
+    return _command(task_id, Op.TASK_UNCLAIM, services().engine.unclaim_task)
 
 
 @bp.route("/<string:task_id>/assign", methods=["POST"])
@@ -149,10 +155,7 @@ def task_assign(body, task_id: str):
             raise Forbidden(f"{actor().username!r} may assign tasks only to members of their groups "
                             f"({', '.join(sorted(actor().groups)) or 'none'}); {username!r} is not one.")
 
-    _refused_without_reach(task_id, Op.TASK_ASSIGN)
-    with _hidden_if_missing(task_id):
-        return services().engine.assign_task(task_id, username, actor=actor(),
-                                             authorize=_policy(Op.TASK_ASSIGN, assignable))
+    return _command(task_id, Op.TASK_ASSIGN, partial(services().engine.assign_task, username=username), assignable)
 
 
 @bp.route("/<string:task_id>/complete", methods=["POST"])
@@ -168,10 +171,8 @@ def task_assign(body, task_id: str):
 def task_complete(body, task_id: str):
     """Complete a task with its form data (validated against the form), then run the process on."""
     minimal = prefers_minimal()
-    _refused_without_reach(task_id, Op.TASK_COMPLETE)
-    with _hidden_if_missing(task_id):
-        view = services().engine.complete_task(task_id, actor=actor(), data=body["data"], answer=not minimal,
-                                               authorize=_policy(Op.TASK_COMPLETE))
+    view = _command(task_id, Op.TASK_COMPLETE,
+                    partial(services().engine.complete_task, data=body["data"], answer=not minimal))
     if minimal:
         return Response(status=204, headers={"Preference-Applied": "return=minimal"})
     return as_seen(view)
