@@ -77,6 +77,15 @@ def test_a_returning_client_is_recognised_by_a_phone_written_another_way(client,
     assert [c["id"] for c in found["items"]] == [first["client"]["id"]]
 
 
+def test_a_search_that_is_neither_an_email_nor_a_phone_matches_by_name_and_never_fails(client, people, app):
+    first = post_lead(client, people)
+    # "\x1c" (schemathesis' find) is no name, email or phone: an empty search, like a blank one.
+    for q, expected in (("acme", [first["client"]["id"]]), ("\x1c", [first["client"]["id"]]), ("zzz", [])):
+        answer = client.get("/api/v1/clients", query_string={"q": q}, headers=people.headers("ann"))
+        assert answer.status_code == 200, (q, answer.get_json())
+        assert [c["id"] for c in answer.get_json()["items"]] == expected, q
+
+
 def test_without_the_process_deployed_the_deal_is_kept_and_the_answer_says_what_to_do(client, api_users, app):
     headers = api_users.add("ann", roles=("manager",), groups=("sales",))
     body = assert_error(client.post("/api/v1/leads", headers=headers, json=LEAD), 422, "process_not_deployed")

@@ -42,8 +42,10 @@ def client_list(args):
         q = args["q"]
         by_contact = [column == value for column, value in
                       ((Contact.email, normalise_email(q)), (Contact.phone, normalise_phone(q))) if value]
-        query = query.where(or_(Client.name_key.contains(name_key(q), autoescape=True), Client.inn == q.strip(),
-                                Client.id.in_(select(Contact.client_id).where(or_(*by_contact)))))
+        matches = [Client.name_key.contains(name_key(q), autoescape=True), Client.inn == q.strip()]
+        if by_contact:  # a `q` that is neither an email nor a phone number matches no contact
+            matches.append(Client.id.in_(select(Contact.client_id).where(or_(*by_contact))))
+        query = query.where(or_(*matches))
     with services().session_factory() as session:
         return page_of_query(session, query, args, lambda row: client_summary(row[0]))
 
