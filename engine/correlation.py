@@ -95,7 +95,7 @@ class EventCommands:
         if instance.status in FINAL:
             return
         loaded = self._specs.get(session, instance.definition_id)
-        workflow = load_workflow(instance.state_json, loaded, self._script_engine)
+        workflow = load_workflow(session, instance.id, loaded, self._script_engine)
         recorder = Recorder(actor.username, now, instance_id)
         recorder.add(f"{kind}_received", name=name, payload=payload)
         outcome = step.run(workflow, lambda: messages.deliver(workflow, kind, name, payload), recorder)

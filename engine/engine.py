@@ -42,11 +42,11 @@ from engine.models import InstanceStatus
 from engine.models import ProcessInstance
 from engine.models import TaskStatus
 from engine.runtime import WorkflowCache
-from engine.runtime import dump_workflow
 from engine.runtime import is_human
 from engine.runtime import iter_tasks
 from engine.runtime import load_workflow
 from engine.runtime import new_workflow
+from engine.runtime import save_workflow
 from engine.runtime import variables_of
 from engine.sandbox import ScriptPool
 from engine.sandbox import make_script_engine
@@ -182,7 +182,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             loaded = self._specs.get(session, instance.definition_id)
             workflow = self._workflows.take(instance.id, instance.lock_version)
             if workflow is None:
-                workflow = load_workflow(step.read_state(session, instance), loaded, self._script_engine)
+                workflow = load_workflow(session, instance.id, loaded, self._script_engine)
             task = workflow.get_task_from_id(UUID(task_id))
             if task is None or task.state != TaskState.READY:
                 raise Conflict(f"The {inbox.label(row)} no longer waits for input; refresh your inbox.")
@@ -256,7 +256,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             instance = self._lock_instance(session, instance_id)
             loaded = self._specs.get(session, instance.definition_id)
             workflow = self._workflows.take(instance.id, instance.lock_version) or load_workflow(
-                instance.state_json, loaded, self._script_engine)
+                session, instance.id, loaded, self._script_engine)
             frontier = [t for t in iter_tasks(workflow) if t.state in (TaskState.READY, TaskState.WAITING,
                                                                           TaskState.STARTED)]
             current = variables_of(workflow)
@@ -281,7 +281,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         with self._command() as (session, now):
             instance = self._lock_instance(session, instance_id)
             loaded = self._specs.get(session, instance.definition_id)
-            workflow = load_workflow(instance.state_json, loaded, self._script_engine)
+            workflow = load_workflow(session, instance.id, loaded, self._script_engine)
             workflow.cancel()
             open_ids = [r.id for r in session.query(HumanTask.id).filter_by(instance_id=instance_id,
                                                                             status=TaskStatus.OPEN)]
@@ -291,7 +291,8 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             resolved = service_jobs.resolve_incidents(session, instance_id, None, "instance_cancelled",
                                                       actor.username, now)
             instance.status = transition(instance_id, instance.status, InstanceStatus.CANCELLED)
-            instance.state_json, instance.updated_at, instance.ended_at = dump_workflow(workflow), now, now
+            save_workflow(session, instance, workflow)
+            instance.updated_at, instance.ended_at = now, now
             records = [audit.AuditRecord(event="task_cancelled", actor=actor.username, at=now,
                                          instance_id=instance_id, task_id=tid) for tid in open_ids]
             records.append(audit.AuditRecord(event="instance_cancelled", actor=actor.username, at=now,

@@ -134,7 +134,7 @@ _OPEN_TASKS = Prepared(select(*_TASK_FIELDS).where(*_OPEN).order_by(*SORTS["crea
 _OPEN_TASK_COUNT = Prepared(select(func.count().label("n")).select_from(HumanTask).where(*_OPEN))
 
 
-_INSTANCE_STATE = select(ProcessInstance.definition_id, ProcessInstance.lock_version, ProcessInstance.state_json).where(
+_INSTANCE_STATE = select(ProcessInstance.definition_id, ProcessInstance.lock_version).where(
     ProcessInstance.id == bindparam("b_id"))
 
 
@@ -200,7 +200,7 @@ class Queries:
             if instance is None:
                 raise NotFound(f"There is no process instance {instance_id}.")
             loaded = self._specs.get(session, instance.definition_id)
-            workflow = load_workflow(instance.state_json, loaded, self._script_engine)
+            workflow = load_workflow(session, instance_id, loaded, self._script_engine)
             tasks, count = open_task_views(session, instance_id)
             return instance_view(instance, loaded, workflow, tasks, count)
 
@@ -234,7 +234,8 @@ class Queries:
             # Borrow the cached workflow while reading (no command can take it meanwhile), then give it back.
             workflow = self._workflows.take(row.instance_id, instance.lock_version)
             if workflow is None:
-                task = load_workflow(instance.state_json, loaded, self._script_engine).get_task_from_id(UUID(row.id))
+                workflow = load_workflow(session, row.instance_id, loaded, self._script_engine)
+                task = workflow.get_task_from_id(UUID(row.id))
                 return TaskView.of(row, dict(task.data) if task is not None else {})
             try:
                 task = workflow.get_task_from_id(UUID(row.id))

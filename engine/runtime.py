@@ -11,10 +11,12 @@ from uuid import UUID
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.task import TaskState
+from sqlalchemy.orm import Session
 
+from engine import state_store
 from engine.definitions import LoadedSpec
-from engine.serialization import state_to_json
-from engine.serialization import workflow_from_json
+from engine.serialization import dump_state
+from engine.serialization import workflow_from_state
 from engine.workflow import DealflowWorkflow
 from engine.workflow import share_parent_values
 
@@ -92,8 +94,10 @@ def new_workflow(loaded: LoadedSpec, variables: dict[str, Any], script_engine) -
     return workflow
 
 
-def load_workflow(state_json: str, loaded: LoadedSpec, script_engine) -> BpmnWorkflow:
-    workflow = workflow_from_json(state_json, loaded.spec, loaded.subprocess_specs, script_engine)
+def load_workflow(session: Session, instance_id: int, loaded: LoadedSpec, script_engine) -> BpmnWorkflow:
+    """The instance's workflow as stored (head and task rows, read in one statement)."""
+    head, rows = state_store.read(session, instance_id)
+    workflow = workflow_from_state(head, rows, loaded.spec, loaded.subprocess_specs, script_engine)
     share_parent_values(iter_tasks(workflow))
     return workflow
 
@@ -133,8 +137,12 @@ class WorkflowCache:
                 self._entries.popitem(last=False)
 
 
-def dump_workflow(workflow: BpmnWorkflow) -> str:
-    return state_to_json(workflow)
+def save_workflow(session: Session, instance, workflow: BpmnWorkflow) -> None:
+    """Store the workflow of an existing instance: its head on the instance (written when the instance row is), the
+    task rows that changed at once. The command paths write both in one batch instead (step.persist)."""
+    dump = dump_state(workflow)
+    instance.state_json = dump.head
+    state_store.write(session, instance.id, dump)
 
 
 _OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED

@@ -3,16 +3,22 @@
 A definition's spec is serialized once, at deploy time. An instance stores only its state (tasks and data);
 on load the cached spec objects are plugged back in, which is what makes a command cheap.
 
-The state is written after every command, so its cost per command must not grow with the instance: each task's
-JSON is kept between dumps of the same workflow object (see `TaskJsonCache`) and re-encoded only when what the
-stock task converter would write for it changed. The text is the stock state, byte for byte the same content.
+The state is written after every command, so its cost per command must not grow with the instance. It is stored
+as a head (the process_instance row: workflow data, events, sub-process heads) and one row per task
+(instance_task_state), whose body is what the stock task converter writes for it. Each task's row is kept
+between dumps of the same workflow object (see `TaskRows`); a dump re-encodes only the tasks whose content
+changed and writes only the rows whose text changed. Head and rows together are the stock state, byte for byte
+the same content.
 """
 
 import json
 import marshal
 import threading
 import weakref
+from collections.abc import Iterable
+from collections.abc import Iterator
 from copy import deepcopy
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from types import ModuleType
@@ -34,7 +40,7 @@ from SpiffWorkflow.util.deep_merge import DeepMerge
 from engine.timers import CLOCKED
 from engine.workflow import DealflowWorkflow
 
-STATE_FORMAT = "dealflow-state-1"
+STATE_FORMAT = "dealflow-state-2"
 
 
 class StateOnlyWorkflowConverter(BpmnWorkflowConverter):
@@ -94,13 +100,52 @@ def specs_from_json(text: str) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSp
     return spec, subs
 
 
+@dataclass
+class StateDump:
+    """What a dump changed: the head (process_instance.state_json) and the task rows to write and to delete."""
+
+    head: str
+    upserts: list[dict[str, Any]]  # {"id", "workflow", "seq", "body"}: instance_task_state rows
+    deletes: list[str]  # ids of tasks gone from the workflow
+
+
+def dump_state(workflow: BpmnWorkflow) -> StateDump:
+    """The head and the task rows whose text changed since the last dump of this workflow object (or since it was
+    loaded); what it returns is from then on taken as stored. Call it once per write of the state."""
+    rows = TASK_ROWS.rows(workflow)
+    TASK_ROWS.record(workflow, rows)
+    return StateDump(_head_json(workflow), rows.upserts, rows.deletes)
+
+
 def state_to_json(workflow: BpmnWorkflow) -> str:
-    """The workflow's state without its spec (what `StateOnlyWorkflowConverter` writes), tasks from `TASK_JSON`."""
+    """The whole state as one document: the head with every task inline, what StateOnlyWorkflowConverter writes
+    (tests compare it with the stock converter's; the bench's ceilings persist it). Records nothing."""
+    rows = TASK_ROWS.rows(workflow)
+    tasks: dict[str, list[str]] = {}
+    for task, entry in rows.entries.items():
+        tasks.setdefault(rows.workflow_of[task], []).append(f'"{task.id}":{entry[1]}')
+
+    def with_tasks(head: dict[str, Any], key: str) -> str:
+        return _close(_ENCODE(head), f',"tasks":{{{",".join(tasks.get(key, ()))}}}')
+
+    subprocesses = ",".join(f'"{key}":{with_tasks(_subprocess_head(sub), key)}'
+                            for key, sub in _workflows(workflow) if key)
+    own = ",".join(tasks.get("", ()))
+    return _close(_ENCODE(_top_head(workflow)), f',"subprocesses":{{{subprocesses}}},"tasks":{{{own}}}')
+
+
+def _head_json(workflow: BpmnWorkflow) -> str:
+    """StateOnlyWorkflowConverter.to_dict without any task: the instance row's part of the state."""
+    head = _top_head(workflow)
+    head["subprocesses"] = {key: _subprocess_head(sub) for key, sub in _workflows(workflow) if key}
+    return _ENCODE(head)
+
+
+def _top_head(workflow: BpmnWorkflow) -> dict[str, Any]:
     head = _workflow_head(workflow)
     head["bpmn_events"] = REGISTRY.convert(workflow.bpmn_events)
     head["format"] = STATE_FORMAT
-    subprocesses = ",".join(f'"{task_id}":{_subprocess_json(sub)}' for task_id, sub in workflow.subprocesses.items())
-    return _close(_ENCODE(head), f',"subprocesses":{{{subprocesses}}},"tasks":{TASK_JSON.tasks_json(workflow)}')
+    return head
 
 
 def _workflow_head(workflow) -> dict[str, Any]:
@@ -116,12 +161,12 @@ def _workflow_head(workflow) -> dict[str, Any]:
     }
 
 
-def _subprocess_json(sub) -> str:
-    """BpmnSubWorkflowConverter.to_dict as JSON, its tasks from the cache."""
+def _subprocess_head(sub) -> dict[str, Any]:
+    """BpmnSubWorkflowConverter.to_dict without the tasks."""
     head = _workflow_head(sub)
     head["parent_task_id"] = str(sub.parent_task_id)
     head["spec"] = sub.spec.name
-    return _close(_ENCODE(head), f',"tasks":{TASK_JSON.tasks_json(sub)}')
+    return head
 
 
 def _close(head_json: str, members: str) -> str:
@@ -133,44 +178,92 @@ def _close(head_json: str, members: str) -> str:
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
-class TaskJsonCache:
-    """Each task's JSON from the last dump of a workflow object, reused while the task is what it was.
+def _workflows(workflow) -> Iterator[tuple[str, Any]]:
+    """(key, workflow) of the workflow and of each live sub-process: the `workflow` column of their task rows."""
+    yield "", workflow
+    for task_id, sub in workflow.subprocesses.items():
+        yield str(task_id), sub
+
+
+# A task's stored row as the dump knows it: (fingerprint key or None when loaded and not compared yet, body,
+# the children's ids as text or None, seq).
+Entry = tuple[tuple | None, str, list[str] | None, int]
+
+
+@dataclass
+class _Rows:
+    entries: dict[Any, Entry]
+    workflow_of: dict[Any, str]
+    upserts: list[dict[str, Any]]
+    deletes: list[str]
+    next_seq: int
+
+
+class TaskRows:
+    """Each task's row as stored, per workflow object, so that a dump encodes and writes only what changed.
 
     SpiffWorkflow's task converter writes a task's data as a delta against its parent's data, so a task's text
     depends on the task's own fields and on its parent's data; both are compared on every dump (a multi-instance
     child sees every merge into its parent). Scalars are compared as they are; the delta and the internal data
     by a type-exact fingerprint (`_content_of`: True is not 1, 1.0 is not 1, and key order counts). A task whose
-    fingerprint is unchanged keeps its text; the others are encoded as the stock converter would (`_task_json`).
-    The comparison is O(tasks) in cheap steps; converting and encoding, the expensive part, is O(changed tasks).
+    fingerprint is unchanged keeps its text; the others are encoded as the stock converter would (`_task_json`),
+    and written if the text differs from the stored one. A workflow just loaded starts from the rows it was read
+    from (`seed`), so its first dump writes only what the command changed, too.
+    The comparison is O(tasks) in cheap steps; converting, encoding and writing are O(changed tasks).
     """
 
     def __init__(self):
         # Entries are keyed by the task object (hashed by identity in C; a UUID hashes in Python, 20x dearer).
-        self._entries: weakref.WeakKeyDictionary[Any, dict[Task, tuple]] = weakref.WeakKeyDictionary()
+        self._stored: weakref.WeakKeyDictionary[Any, tuple[dict[Any, Entry], int]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
-    def tasks_json(self, workflow) -> str:
-        """The JSON object {task id: task} of one (sub-)workflow."""
+    def seed(self, workflow, entries: dict[Any, Entry], next_seq: int) -> None:
         with self._lock:
-            before = self._entries.get(workflow, {})
-        after = {}
-        tasks = workflow.tasks
-        parent_id = parent = None
-        for task in tasks.values():
-            if task._parent is not parent_id:  # siblings share their parent's id object: one lookup for them all
-                parent_id = task._parent
-                parent = tasks.get(parent_id)
-            key = (task._state, task.last_state_change, task.triggered, task.task_spec.name, parent is not None,
-                   parent_id, tuple(task._children), _content_of(task, parent))
-            entry = before.get(task)
-            if entry is None or entry[0] != key:
-                # The children's ids as text, kept while they are the same (hundreds under a multi-instance task).
-                children = entry[2] if entry is not None and entry[0][6] == key[6] else [str(c) for c in key[6]]
-                entry = (key, f'"{task.id}":{_task_json(task, parent, children)}', children)
-            after[task] = entry
+            self._stored[workflow] = (entries, next_seq)
+
+    def record(self, workflow, rows: _Rows) -> None:
+        self.seed(workflow, rows.entries, rows.next_seq)
+
+    def rows(self, workflow) -> _Rows:
+        """Every task's entry now, and the rows that differ from the stored ones."""
         with self._lock:
-            self._entries[workflow] = after
-        return "{" + ",".join([entry[1] for entry in after.values()]) + "}"
+            before, next_seq = self._stored.get(workflow, ({}, 0))
+        after: dict[Any, Entry] = {}
+        workflow_of: dict[Any, str] = {}
+        upserts = []
+        kept = 0
+        for key_of_workflow, wf in _workflows(workflow):
+            tasks = wf.tasks
+            parent_id = parent = None
+            for task in tasks.values():
+                if task._parent is not parent_id:  # siblings share their parent's id object: one lookup for them all
+                    parent_id = task._parent
+                    parent = tasks.get(parent_id)
+                key = (task._state, task.last_state_change, task.triggered, task.task_spec.name, parent is not None,
+                       parent_id, tuple(task._children), _content_of(task, parent))
+                entry = before.get(task)
+                if entry is None:
+                    children = [str(c) for c in key[6]]
+                    entry = (key, _task_json(task, parent, children), children, next_seq)
+                    next_seq += 1
+                    upserts.append({"id": str(task.id), "workflow": key_of_workflow, "seq": entry[3],
+                                    "body": entry[1]})
+                else:
+                    kept += 1
+                    if entry[0] != key:
+                        # The children's ids as text, kept while they are the same (hundreds under a multi-instance
+                        # task).
+                        old = entry[0]
+                        children = entry[2] if old is not None and old[6] == key[6] else [str(c) for c in key[6]]
+                        body = _task_json(task, parent, children)
+                        if body != entry[1]:
+                            upserts.append({"id": str(task.id), "workflow": key_of_workflow, "seq": entry[3],
+                                            "body": body})
+                        entry = (key, body, children, entry[3])
+                after[task] = entry
+                workflow_of[task] = key_of_workflow
+        deletes = [str(task.id) for task in before if task not in after] if kept != len(before) else []
+        return _Rows(after, workflow_of, upserts, deletes, next_seq)
 
 
 def _task_json(task, parent, children: list[str]) -> str:
@@ -244,17 +337,49 @@ def _content_of(task, parent) -> bytes | str:
         return repr(content)
 
 
-TASK_JSON = TaskJsonCache()
+TASK_ROWS = TaskRows()
 
 
-def workflow_from_json(
-    text: str, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec], script_engine
-) -> BpmnWorkflow:
-    """Rebuild a workflow from its state and its (cached) specs, with our script engine attached."""
-    dct = json.loads(text)
+def workflow_from_state(head: str, rows: Iterable[tuple[str, str, int, str]], spec: BpmnProcessSpec,
+                        subprocess_specs: dict[str, BpmnProcessSpec], script_engine) -> BpmnWorkflow:
+    """Rebuild a workflow from its head and its task rows ((id, workflow, seq, body), in seq order), with our script
+    engine attached; its next dump writes only the rows that then differ."""
+    dct = json.loads(head)
     fmt = dct.pop("format", None)
     if fmt != STATE_FORMAT:
         raise ValueError(f"Unknown workflow state format {fmt!r}; expected {STATE_FORMAT!r}.")
+    members: dict[str, list[str]] = {}
+    stored: dict[str, tuple[str, int]] = {}
+    next_seq = 0
+    for task_id, key_of_workflow, seq, body in rows:
+        members.setdefault(key_of_workflow, []).append(f'"{task_id}":{body}')
+        stored[task_id] = (body, seq)
+        next_seq = max(next_seq, seq + 1)
+    dct["tasks"] = json.loads("{" + ",".join(members.get("", ())) + "}")
+    for sub_id, sub in dct["subprocesses"].items():
+        sub["tasks"] = json.loads("{" + ",".join(members.get(sub_id, ())) + "}")
+    workflow = _restore(dct, spec, subprocess_specs, script_engine)
+    entries = {}
+    for _, wf in _workflows(workflow):
+        for task in wf.tasks.values():
+            body, seq = stored[str(task.id)]
+            entries[task] = (None, body, None, seq)
+    TASK_ROWS.seed(workflow, entries, next_seq)
+    return workflow
+
+
+def workflow_from_json(text: str, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec],
+                       script_engine) -> BpmnWorkflow:
+    """Rebuild a workflow from a whole-state document (`state_to_json`; also a "dealflow-state-1" text, the format
+    stored before task rows), with our script engine attached. Its first `dump_state` writes every task's row."""
+    dct = json.loads(text)
+    fmt = dct.pop("format", None)
+    if fmt not in (STATE_FORMAT, "dealflow-state-1"):
+        raise ValueError(f"Unknown workflow state format {fmt!r}; expected {STATE_FORMAT!r}.")
+    return _restore(dct, spec, subprocess_specs, script_engine)
+
+
+def _restore(dct, spec, subprocess_specs, script_engine) -> BpmnWorkflow:
     workflow = REGISTRY.restore(dct, spec=spec, subprocess_specs=subprocess_specs)
     # The serializer does not keep the script engine; without this the stock, unsandboxed eval would run.
     workflow.script_engine = script_engine

@@ -125,7 +125,7 @@ class ServiceCommands:
             if job.kind == JobKind.MAIL:  # a reminder's mail: no task waits for it
                 return _Call(request({}, f"dealflow-mail-{job.id}"), instance.id, None, None, registered.retry,
                              detached=True)
-            workflow = load_workflow(instance.state_json, self._specs.get(session, instance.definition_id),
+            workflow = load_workflow(session, instance.id, self._specs.get(session, instance.definition_id),
                                      self._script_engine)
             task = workflow.get_task_from_id(UUID(job.task_id))
             if task is None or task.state != TaskState.STARTED:
@@ -183,7 +183,7 @@ class ServiceCommands:
             task = workflow = None
             if job is not None and instance is not None and instance.status not in FINAL:
                 loaded = self._specs.get(session, instance.definition_id)
-                workflow = load_workflow(instance.state_json, loaded, self._script_engine)
+                workflow = load_workflow(session, instance.id, loaded, self._script_engine)
                 task = workflow.get_task_from_id(UUID(job.task_id))
             if task is None or task.state != TaskState.STARTED:
                 if job is not None:

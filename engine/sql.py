@@ -25,6 +25,8 @@ from typing import Any
 from sqlalchemy import JSON
 from sqlalchemy import Table
 from sqlalchemy import insert
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -259,22 +261,42 @@ class InsertRows:
         self.table = table
         self.keys = tuple(column.key for column in table.columns if column.key not in generated)
         self.chunk = max(1, MAX_PARAMETERS // len(self.keys))
-        self._by_count: dict[int, Prepared] = {}
+        self._by_count: dict[tuple[str, int], Prepared] = {}
 
     def execute(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         for first in range(0, len(rows), self.chunk):
             self._insert(session, rows[first:first + self.chunk])
 
+    def _statement(self, count: int, dialect: Dialect) -> Executable:
+        """INSERT of `count` rows (more than one: named parameters <key>_m<i>, which `_insert` fills)."""
+        statement = insert(self.table)
+        return statement if count == 1 else statement.values([dict.fromkeys(self.keys) for _ in range(count)])
+
     def _insert(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-        prepared = self._by_count.get(len(rows))
+        dialect = _driver(session)[1]
+        prepared = self._by_count.get((dialect.name, len(rows)))
         if prepared is None:
-            if len(rows) == 1:
-                prepared = Prepared(insert(self.table), self.keys)
-            else:
-                # Named parameters <key>_m<i>, which the flat values below fill.
-                prepared = Prepared(insert(self.table).values([dict.fromkeys(self.keys) for _ in rows]))
-            self._by_count[len(rows)] = prepared
+            statement = self._statement(len(rows), dialect)
+            prepared = Prepared(statement, self.keys if len(rows) == 1 else None)
+            self._by_count[(dialect.name, len(rows))] = prepared
         if len(rows) == 1:
             prepared.execute(session, {key: rows[0].get(key) for key in self.keys})
             return
         prepared.execute(session, {f"{key}_m{i}": row.get(key) for i, row in enumerate(rows) for key in self.keys})
+
+
+class UpsertRows(InsertRows):
+    """INSERT ... ON CONFLICT (key) DO UPDATE of whole rows (SQLite 3.24+ and PostgreSQL share the syntax)."""
+
+    def __init__(self, table: Table, key: tuple[str, ...]):
+        super().__init__(table)
+        self.key = key
+
+    def _statement(self, count: int, dialect: Dialect) -> Executable:
+        module = sqlite if dialect.name == "sqlite" else postgresql
+        statement = module.insert(self.table)
+        if count > 1:
+            statement = statement.values([dict.fromkeys(self.keys) for _ in range(count)])
+        return statement.on_conflict_do_update(
+            index_elements=list(self.key),
+            set_={name: statement.excluded[name] for name in self.keys if name not in self.key})

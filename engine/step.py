@@ -24,6 +24,7 @@ from engine import jobs
 from engine import messages
 from engine import reminders
 from engine import service_jobs
+from engine import state_store
 from engine.db import plain
 from engine.errors import DealflowError
 from engine.handlers import HandlerRegistry
@@ -35,9 +36,10 @@ from engine.models import InstanceStatus
 from engine.models import ProcessInstance
 from engine.runtime import Changes
 from engine.runtime import diff
-from engine.runtime import dump_workflow
 from engine.runtime import iter_tasks
 from engine.runtime import snapshot
+from engine.serialization import StateDump
+from engine.serialization import dump_state
 from engine.sql import Batch
 from engine.sql import Prepared
 from engine.status import transition
@@ -130,7 +132,7 @@ def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
             failure = failure or str(exc)
     old_status = instance.status
     new_status = transition(instance.id, old_status, status_of(workflow, failure))
-    write_instance(instance, workflow, new_status, failure, now)
+    dump = write_instance(instance, workflow, new_status, failure, now)
     is_new = instance.id is None
     if is_new:  # inserted at once: the task rows need its id
         insert_instance(session, instance)
@@ -141,6 +143,7 @@ def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
             writes(batch)
         if not is_new:
             update_instance(batch, instance, status_changed=new_status != old_status)
+        state_store.write(batch, instance.id, dump)
         inbox.insert_rows(batch, new_rows)
     for (task, _), row in zip(resolved, new_rows, strict=True):
         properties = (task.task_spec.extensions or {}).get("properties", {})
@@ -207,7 +210,7 @@ def update_instance(batch: Batch, instance: ProcessInstance, status_changed: boo
 
 _TASK = HumanTask.__table__
 # Without the state: the worker that ran the instance's last command still holds its workflow (WorkflowCache), and
-# then the state text (135 KB for a 300-item approval; detoasted on PostgreSQL) would be read for nothing.
+# then its head would be read for nothing (the rows, which are most of it, are read only to load it).
 _SELECT_TASK_AND_INSTANCE = Prepared(
     select(*(c.label(f"t_{c.key}") for c in _TASK.columns),
            *(c.label(f"i_{c.key}") for c in _INSTANCE.columns if c.key != "state_json"))
@@ -215,14 +218,13 @@ _SELECT_TASK_AND_INSTANCE = Prepared(
     .where(_TASK.c.id == bindparam("b_id"))
     .with_for_update(of=_INSTANCE)
 )
-_SELECT_STATE = Prepared(select(_INSTANCE.c.state_json).where(_INSTANCE.c.id == bindparam("b_id")))
 
 
 def load_task_and_instance(session: Session, task_id: str) -> tuple[HumanTask, ProcessInstance] | None:
     """A task row and its instance row in one statement, the instance locked (PostgreSQL: FOR UPDATE), as plain
     objects (the instance is what `update_instance` writes back); None if there is no such task.
 
-    The instance's `state_json` is not read: take the workflow from the cache, else `read_state` (same lock).
+    The instance's state is not read: take the workflow from the cache, else `runtime.load_workflow` (same lock).
     """
     row = _SELECT_TASK_AND_INSTANCE.first(session, {"b_id": task_id})
     if row is None:
@@ -231,14 +233,10 @@ def load_task_and_instance(session: Session, task_id: str) -> tuple[HumanTask, P
             plain(ProcessInstance, {key[2:]: value for key, value in row.items() if key[0] == "i"}))
 
 
-def read_state(session: Session, instance: ProcessInstance) -> str:
-    """The stored state of an instance read (and locked) by `load_task_and_instance`, kept on it."""
-    instance.state_json = _SELECT_STATE.first(session, {"b_id": instance.id})["state_json"]
-    return instance.state_json
-
-
-def write_instance(instance, workflow, status, failure, now) -> None:
-    instance.state_json = dump_workflow(workflow)
+def write_instance(instance, workflow, status, failure, now) -> StateDump:
+    """Set the instance's columns after a command; the task rows to write go back to the caller."""
+    dump = dump_state(workflow)
+    instance.state_json = dump.head
     instance.status = status
     instance.updated_at = now
     if status == InstanceStatus.ERROR:
@@ -247,6 +245,7 @@ def write_instance(instance, workflow, status, failure, now) -> None:
         instance.error_message = None
     if status == InstanceStatus.COMPLETED:
         instance.ended_at = now
+    return dump
 
 
 def _record_tasks(recorder: Recorder, new_rows, outcome: Outcome) -> None:

@@ -26,8 +26,8 @@ from engine.models import CALLS
 from engine.models import Job
 from engine.models import JobKind
 from engine.models import ProcessInstance
-from engine.runtime import dump_workflow
 from engine.runtime import load_workflow
+from engine.runtime import save_workflow
 from engine.status import FINAL
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class JobCommands:
             workflow = task = None
             if instance is not None and instance.status not in FINAL:
                 loaded = self._specs.get(session, instance.definition_id)
-                workflow = load_workflow(instance.state_json, loaded, self._script_engine)
+                workflow = load_workflow(session, instance.id, loaded, self._script_engine)
                 task = workflow.get_task_from_id(UUID(job.task_id))
             if task is None or task.state != TaskState.WAITING:
                 session.execute(delete(Job).where(Job.id == job_id))
@@ -189,7 +189,7 @@ class JobCommands:
         """
         if instance is None or instance.status in FINAL:
             return
-        workflow = load_workflow(instance.state_json, self._specs.get(session, instance.definition_id),
+        workflow = load_workflow(session, instance.id, self._specs.get(session, instance.definition_id),
                                  self._script_engine)
         task = workflow.get_task_from_id(UUID(task_id))
         value = task.internal_data.get("event_value") if task is not None else None
@@ -199,7 +199,8 @@ class JobCommands:
             task.internal_data["event_value"] = due_at.isoformat()
         else:
             return
-        instance.state_json, instance.updated_at = dump_workflow(workflow), now
+        save_workflow(session, instance, workflow)
+        instance.updated_at = now
 
 
 def _lock_job(session: Session, job_id: int, worker: str | None,

@@ -30,23 +30,26 @@ def test_migrated_database_matches_the_models(db_url):
         raise AssertionError(f"Models and migrations differ; add a migration: {exc}") from None
 
 
+def _empty_database(backend: str, tmp_path) -> tuple[str, str | None]:
+    """(url of an empty database, the PostgreSQL server to drop it on or None)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'old.sqlite'}", None
+    base = dbutil.pg_base_url()
+    if base is None:
+        pytest.skip(f"The PostgreSQL run needs {dbutil.PG_ENV}, e.g. "
+                    "postgresql+psycopg://postgres@127.0.0.1:5432/test (.ci/run sets it)")
+    name = f"dealflow_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(base).set(database=name).render_as_string(hide_password=False), base
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_log_written_as_one_chain_verifies_after_0007_and_goes_on_in_trails(backend, tmp_path):
     # Before 0007 every event was chained on one head; those events become the start of the log's own trail.
-    if backend == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'old.sqlite'}", None
-    else:
-        base = dbutil.pg_base_url()
-        if base is None:
-            pytest.skip(f"The PostgreSQL run needs {dbutil.PG_ENV}, e.g. "
-                        "postgresql+psycopg://postgres@127.0.0.1:5432/test (.ci/run sets it)")
-        name = f"dealflow_test_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        url = make_url(base).set(database=name).render_as_string(hide_password=False)
-        drop = base
+    url, drop = _empty_database(backend, tmp_path)
     try:
         upgrade(url, "0006")
         db = create_engine(url)
@@ -77,6 +80,72 @@ def test_a_log_written_as_one_chain_verifies_after_0007_and_goes_on_in_trails(ba
         assert result.ok and result.checked == 4, result.reason
         assert (new.seq, new.trail, new.trail_seq, new.prev_hash) == (4, 0, 4, prev)
         factory.kw["bind"].dispose()
+    finally:
+        if drop is not None:
+            dbutil.drop_pg_database(drop, url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_state_stored_whole_becomes_task_rows_at_0009_runs_on_and_comes_back_on_downgrade(backend, tmp_path):
+    from SpiffWorkflow.bpmn import BpmnWorkflow
+    from SpiffWorkflow.task import TaskState
+
+    from engine import state_store
+    from engine.engine import Engine
+    from engine.models import ProcessDefinition
+    from engine.serialization import REGISTRY
+    from tests.factories import actor
+    from tests.factories import deploy
+    from tests.test_serialization import canonical
+    from tests.test_serialization import document
+    from tests.test_serialization import specs
+
+    url, drop = _empty_database(backend, tmp_path)
+    try:
+        upgrade(url, "0008")
+        factory = make_session_factory(create_db_engine(url))
+        deploy(factory, "approvals.bpmn")
+        spec, subs = specs("approvals.bpmn", process="approvals")
+        workflow = BpmnWorkflow(spec, subs)
+        workflow.task_tree.data["items"] = ["chair", "desk", "lamp"]
+        workflow.do_engine_steps()
+        first = [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual][0]
+        first.data["ok"] = True
+        first.run()
+        workflow.do_engine_steps()
+        old = REGISTRY.convert(workflow) | {"format": "dealflow-state-1"}
+        at = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+        with factory() as session, session.begin():
+            definition_id = session.scalars(select(ProcessDefinition.id)).one()
+            session.execute(text(
+                "INSERT INTO process_instance (id, definition_id, process_key, status, state_json, started_at, "
+                "started_by, updated_at, lock_version) VALUES (7, :d, 'approvals', 'running', :s, :at, 'alice', "
+                ":at, 1)"), {"d": definition_id, "s": json.dumps(old, separators=(",", ":")), "at": at})
+        factory.kw["bind"].dispose()
+
+        upgrade(url)
+        factory = make_session_factory(create_db_engine(url))
+        with factory() as session:
+            head, rows = state_store.read(session, 7)
+        assert len(rows) == len(workflow.tasks)
+        assert canonical(document(head, rows)) == canonical(old | {"format": "dealflow-state-2"})
+        view = Engine(factory).get_instance(7)
+        assert (view.active_elements, view.variables["items"]) == (["Approve_item"], ["chair", "desk", "lamp"])
+        # The engine goes on from the rows: a sweep-like write (cancel) stores head and rows again.
+        Engine(factory).cancel_instance(7, actor=actor("root", roles=("admin",)))
+        with factory() as session:
+            head, rows = state_store.read(session, 7)
+        cancelled = json.loads(head)
+        factory.kw["bind"].dispose()
+
+        command.downgrade(alembic_config(url), "0008")
+        db = create_engine(url)
+        with db.connect() as conn:
+            back = json.loads(conn.execute(text("SELECT state_json FROM process_instance WHERE id = 7")).scalar_one())
+        db.dispose()
+        assert back["format"] == "dealflow-state-1" and len(back["tasks"]) == len(rows)
+        assert canonical({k: v for k, v in back.items() if k not in ("tasks", "format")}) == canonical(
+            {k: v for k, v in cancelled.items() if k != "format"})
     finally:
         if drop is not None:
             dbutil.drop_pg_database(drop, url)

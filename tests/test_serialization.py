@@ -1,4 +1,5 @@
-"""The stored state: what state_to_json writes must be what SpiffWorkflow's own converter writes, dump after dump."""
+"""The stored state: head and task rows, applied dump after dump as the database applies them, must be what
+SpiffWorkflow's own converter writes; and a dump writes only the rows that changed."""
 
 import json
 from pathlib import Path
@@ -6,10 +7,13 @@ from pathlib import Path
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.task import TaskState
 
+from engine import state_store
 from engine.serialization import REGISTRY
 from engine.serialization import STATE_FORMAT
+from engine.serialization import dump_state
 from engine.serialization import state_to_json
 from engine.serialization import workflow_from_json
+from engine.serialization import workflow_from_state
 from processes.parser import DealflowParser
 from tests.factories import actor
 from tests.factories import deploy
@@ -37,6 +41,41 @@ def canonical(state: str | dict) -> str:
     return json.dumps(json.loads(state) if isinstance(state, str) else state, sort_keys=True)
 
 
+def document(head: str, rows) -> dict:
+    """Head and rows ((id, workflow, seq, body) in seq order) as one whole-state document."""
+    state = json.loads(head)
+    tasks = {"": {}} | {key: {} for key in state["subprocesses"]}
+    for task_id, key, _, body in rows:
+        tasks[key][task_id] = json.loads(body)
+    for key, sub in state["subprocesses"].items():
+        sub["tasks"] = tasks[key]
+    state["tasks"] = tasks[""]
+    return state
+
+
+class Stored:
+    """What the database holds after each `dump_state`, applied as engine.state_store applies it."""
+
+    def __init__(self):
+        self.head, self.rows, self.written = None, {}, []
+
+    def dump(self, workflow) -> dict:
+        dump = dump_state(workflow)
+        self.head = dump.head
+        self.written = [row["id"] for row in dump.upserts]
+        for row in dump.upserts:
+            self.rows[row["id"]] = (row["id"], row["workflow"], row["seq"], row["body"])
+        for task_id in dump.deletes:
+            del self.rows[task_id]
+        return document(self.head, self.ordered())
+
+    def ordered(self):
+        return sorted(self.rows.values(), key=lambda row: row[2])
+
+    def load(self, spec, subs, script_engine=None):
+        return workflow_from_state(self.head, self.ordered(), spec, subs, script_engine)
+
+
 def ready_user_tasks(workflow):
     return [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual]
 
@@ -53,11 +92,14 @@ def test_every_dump_of_a_multi_instance_approval_matches_the_stock_state():
     # Each completion merges the child's data into the multi-instance parent, which shifts the other children's
     # deltas: reused task texts must follow, or a reload would hand a task its sibling's item.
     workflow, spec, subs = approval([{"sku": f"SKU-{n}", "qty": n} for n in range(6)])
+    stored = Stored()
+    assert canonical(stored.dump(workflow)) == canonical(stock_state(workflow))
     assert canonical(state_to_json(workflow)) == canonical(stock_state(workflow))
     for task in ready_user_tasks(workflow):
         task.data["ok"] = True
         task.run()
         workflow.do_engine_steps()
+        assert canonical(stored.dump(workflow)) == canonical(stock_state(workflow))
         assert canonical(state_to_json(workflow)) == canonical(stock_state(workflow))
     assert workflow.is_completed()
 
@@ -66,20 +108,22 @@ def test_changes_without_a_state_change_reach_the_next_dump():
     # What set_variables does (new values on open tasks) and what DeepMerge does (nested values changed in
     # place) leave every task's state and timestamp alone; the dump must still see them.
     workflow, _, _ = approval([{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}])
-    state_to_json(workflow)
+    stored = Stored()
+    stored.dump(workflow)
     first, second = ready_user_tasks(workflow)
     first.data["owner"] = "bob"
     second.data["item"]["qty"] = 5  # in place: the same dict object, other contents
-    assert canonical(state_to_json(workflow)) == canonical(stock_state(workflow))
+    assert canonical(stored.dump(workflow)) == canonical(stock_state(workflow))
+    assert sorted(stored.written) == sorted([str(first.id), str(second.id)])
     first.data["owner"] = "carol"
     second.data["item"]["qty"] = 5.0  # equal to 5, but JSON writes 5.0: a reload must see the float
-    text = state_to_json(workflow)
-    assert canonical(text) == canonical(stock_state(workflow))
-    assert '"qty":5.0' in text
+    assert canonical(stored.dump(workflow)) == canonical(stock_state(workflow))
+    assert '"qty":5.0' in stored.rows[str(second.id)][3]
     first.data["flag"] = 1
-    state_to_json(workflow)
+    stored.dump(workflow)
     first.data["flag"] = True  # equal to 1 in Python, not in JSON
-    assert '"flag":true' in state_to_json(workflow)
+    stored.dump(workflow)
+    assert stored.written == [str(first.id)] and '"flag":true' in stored.rows[str(first.id)][3]
 
 
 def test_a_reloaded_workflow_dumps_the_same_and_finishes():
@@ -87,9 +131,14 @@ def test_a_reloaded_workflow_dumps_the_same_and_finishes():
     ready_user_tasks(workflow)[1].data["ok"] = True
     ready_user_tasks(workflow)[1].run()
     workflow.do_engine_steps()
-    text = state_to_json(workflow)
-    loaded = workflow_from_json(text, spec, subs, workflow.script_engine)
-    assert json.loads(state_to_json(loaded)) == json.loads(text)
+    stored = Stored()
+    text = canonical(stored.dump(workflow))
+    loaded = stored.load(spec, subs, workflow.script_engine)
+    assert canonical(stored.dump(loaded)) == text
+    assert stored.written == []  # a loaded workflow's rows are what was read
+    assert [t.id for t in loaded.tasks.values()] == [t.id for t in workflow.tasks.values()]  # in the same order
+    assert canonical(workflow_from_json(state_to_json(workflow), spec, subs, None).task_tree.data) == canonical(
+        workflow.task_tree.data)
     assert sorted(t.data["item"] for t in ready_user_tasks(loaded)) == ["chair", "lamp"]
     for task in ready_user_tasks(loaded):
         task.run()
@@ -100,8 +149,7 @@ def test_a_reloaded_workflow_dumps_the_same_and_finishes():
 def test_a_state_written_by_the_old_whole_workflow_dump_still_loads():
     # States stored before per-task caching were json.dumps(REGISTRY.convert(workflow)) with the same format tag.
     workflow, spec, subs = approval(["chair", "desk"])
-    old_text = json.dumps(stock_state(workflow), separators=(",", ":"))
-    assert json.loads(old_text)["format"] == "dealflow-state-1"
+    old_text = json.dumps(stock_state(workflow) | {"format": "dealflow-state-1"}, separators=(",", ":"))
     loaded = workflow_from_json(old_text, spec, subs, workflow.script_engine)
     assert sorted(t.data["item"] for t in ready_user_tasks(loaded)) == ["chair", "desk"]
     assert canonical(state_to_json(loaded)) == canonical(stock_state(loaded))
@@ -113,10 +161,10 @@ def test_a_call_activity_state_matches_the_stock_state_and_reloads():
     workflow = BpmnWorkflow(spec, subs)
     workflow.do_engine_steps()
     assert workflow.subprocesses
+    stored = Stored()
     for _ in range(10):
-        text = state_to_json(workflow)
-        assert canonical(text) == canonical(stock_state(workflow))
-        workflow = workflow_from_json(text, spec, subs, workflow.script_engine)
+        assert canonical(stored.dump(workflow)) == canonical(stock_state(workflow))
+        workflow = stored.load(spec, subs, workflow.script_engine)
         ready = ready_user_tasks(workflow)
         if not ready:
             break
@@ -131,7 +179,6 @@ def test_a_cached_approval_and_a_reloaded_one_store_the_same_state(session_facto
     # second engine without the cache reads every step back from the database. Both must store what the
     # stock converter writes.
     from engine.engine import Engine
-    from engine.models import ProcessInstance
 
     deploy(session_factory, "approvals.bpmn")
     cached = Engine(session_factory, clock=clock, script_pool=script_pool, workflow_cache=8)
@@ -140,8 +187,50 @@ def test_a_cached_approval_and_a_reloaded_one_store_the_same_state(session_facto
     for n, task in enumerate(view.open_tasks):
         view = (cached if n % 2 == 0 else plain).complete_task(task.id, actor=ALICE, data={"ok": True})
         with session_factory() as session:
-            text = session.get(ProcessInstance, view.id).state_json
+            head, rows = state_store.read(session, view.id)
         spec, subs = specs("approvals.bpmn", process="approvals")
-        loaded = workflow_from_json(text, spec, subs, None)
-        assert canonical(text) == canonical(stock_state(loaded))
+        loaded = workflow_from_state(head, rows, spec, subs, None)
+        assert canonical(document(head, rows)) == canonical(stock_state(loaded))
     assert view.status == "completed"
+
+
+def test_a_completion_writes_only_the_rows_it_changed_however_many_items():
+    # The first merge into the multi-instance parent changes every sibling's delta (the parent gains "ok"); after
+    # it, a completion writes the completed child and the parent, whatever the number of items.
+    for items in (5, 60):
+        workflow, _, _ = approval([{"sku": f"SKU-{n}", "qty": n} for n in range(items)])
+        stored = Stored()
+        stored.dump(workflow)
+        assert len(stored.written) == len(workflow.tasks)  # the first dump writes every task
+        parent = ready_user_tasks(workflow)[0].parent
+        for n, task in enumerate(ready_user_tasks(workflow)):
+            task.data["ok"] = True
+            task.run()
+            workflow.do_engine_steps()
+            stock = canonical(stock_state(workflow))
+            assert canonical(stored.dump(workflow)) == stock
+            if 0 < n < items - 1:
+                assert sorted(stored.written) == sorted([str(task.id), str(parent.id)]), n
+
+
+def test_rows_of_tasks_that_left_the_workflow_are_deleted():
+    # Resetting to the start event removes the sub-process and every task after the event; running on makes a new
+    # sub-process.
+    spec, subs = specs("order_caller.bpmn", "contract_review.bpmn", process="order_caller")
+    workflow = BpmnWorkflow(spec, subs)
+    workflow.do_engine_steps()
+    stored = Stored()
+    stored.dump(workflow)
+    old_sub = str(next(iter(workflow.subprocesses)))
+    assert any(row[1] == old_sub for row in stored.rows.values())
+    start = next(t for t in workflow.get_tasks() if t.task_spec.bpmn_id == "caller_start")
+    workflow.reset_from_task_id(start.id)
+    assert canonical(stored.dump(workflow)) == canonical(stock_state(workflow))
+    assert not any(row[1] for row in stored.rows.values())
+    workflow.do_engine_steps()
+    assert canonical(stored.dump(workflow)) == canonical(stock_state(workflow))
+    assert {row[1] for row in stored.rows.values()} == {"", str(next(iter(workflow.subprocesses)))} != {"", old_sub}
+    loaded = stored.load(spec, subs)
+    ready_user_tasks(loaded)[0].run()
+    loaded.do_engine_steps()
+    assert loaded.is_completed()
