@@ -17,6 +17,7 @@ from engine import state_store
 from engine.definitions import LoadedSpec
 from engine.serialization import dump_state
 from engine.serialization import workflow_from_state
+from engine.sql import Batch
 from engine.workflow import DealflowWorkflow
 from engine.workflow import share_parent_values
 
@@ -138,11 +139,12 @@ class WorkflowCache:
 
 
 def save_workflow(session: Session, instance, workflow: BpmnWorkflow) -> None:
-    """Store the workflow of an existing instance: its head on the instance (written when the instance row is), the
-    task rows that changed at once. The command paths write both in one batch instead (step.persist)."""
+    """Store the workflow of an existing ORM instance: its head on the instance (its flush writes it), the task rows
+    that changed at once. The command paths write both in one batch instead (step.persist)."""
     dump = dump_state(workflow)
     instance.state_json = dump.head
-    state_store.write(session, instance.id, dump)
+    with Batch(session) as batch:
+        state_store.write(batch, instance.id, dump)
 
 
 _OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED

@@ -120,10 +120,8 @@ def dump_state(workflow: BpmnWorkflow) -> StateDump:
 def state_to_json(workflow: BpmnWorkflow) -> str:
     """The whole state as one document: the head with every task inline, what StateOnlyWorkflowConverter writes
     (tests compare it with the stock converter's; the bench's ceilings persist it). Records nothing."""
-    rows = TASK_ROWS.rows(workflow)
-    tasks: dict[str, list[str]] = {}
-    for task, entry in rows.entries.items():
-        tasks.setdefault(rows.workflow_of[task], []).append(f'"{task.id}":{entry[1]}')
+    entries = TASK_ROWS.rows(workflow).entries
+    tasks = {key: [f'"{task.id}":{entries[task][1]}' for task in wf.tasks.values()] for key, wf in _workflows(workflow)}
 
     def with_tasks(head: dict[str, Any], key: str) -> str:
         return _close(_ENCODE(head), f',"tasks":{{{",".join(tasks.get(key, ()))}}}')
@@ -193,7 +191,6 @@ Entry = tuple[tuple | None, str, list[str] | None, int]
 @dataclass
 class _Rows:
     entries: dict[Any, Entry]
-    workflow_of: dict[Any, str]
     upserts: list[dict[str, Any]]
     deletes: list[str]
     next_seq: int
@@ -229,7 +226,6 @@ class TaskRows:
         with self._lock:
             before, next_seq = self._stored.get(workflow, ({}, 0))
         after: dict[Any, Entry] = {}
-        workflow_of: dict[Any, str] = {}
         upserts = []
         kept = 0
         for key_of_workflow, wf in _workflows(workflow):
@@ -261,9 +257,8 @@ class TaskRows:
                                             "body": body})
                         entry = (key, body, children, entry[3])
                 after[task] = entry
-                workflow_of[task] = key_of_workflow
         deletes = [str(task.id) for task in before if task not in after] if kept != len(before) else []
-        return _Rows(after, workflow_of, upserts, deletes, next_seq)
+        return _Rows(after, upserts, deletes, next_seq)
 
 
 def _task_json(task, parent, children: list[str]) -> str:

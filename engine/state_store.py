@@ -45,21 +45,16 @@ def read(session: Session, instance_id: int) -> tuple[str, list[tuple[str, str, 
     return rows[0][3], [(task_id, workflow, seq, body) for seq, task_id, workflow, body in rows[1:]]
 
 
-def write(target: Session | Batch, instance_id: int, dump: StateDump) -> None:
-    """Write the task rows `dump` changed (the head goes with the instance row); `target`: a session, or the
-    batch of the instance row's own write."""
-    session = target.session if isinstance(target, Batch) else target
+def write(batch: Batch, instance_id: int, dump: StateDump) -> None:
+    """Write the task rows `dump` changed, in the batch of the instance row's own write (which carries the head)."""
     if dump.upserts:
         for row in dump.upserts:
             row["instance_id"] = instance_id
-        _UPSERT.execute(session, dump.upserts)
+        batch.insert(_UPSERT, dump.upserts)
     for first in range(0, len(dump.deletes), _DELETE_CHUNK):
         ids = dump.deletes[first:first + _DELETE_CHUNK]
-        params = {"b_instance": instance_id} | {f"b_{n}": task_id for n, task_id in enumerate(ids)}
-        if isinstance(target, Batch):
-            target.write(_delete(len(ids)), params)
-        else:
-            _delete(len(ids)).execute(session, params)
+        params = {f"b_{n}": task_id for n, task_id in enumerate(ids)}
+        batch.write(_delete(len(ids)), params | {"b_instance": instance_id})
 
 
 def _delete(count: int) -> Prepared:
