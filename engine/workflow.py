@@ -11,10 +11,12 @@ goes to SpiffWorkflow's own code, so what runs, and in which order, never differ
 """
 
 from collections.abc import Iterable
+from copy import copy
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.task import TaskState
+from SpiffWorkflow.util.deep_merge import DeepMerge
 
 # The iterator's default max_depth: it does not descend below it (nor may we answer for tasks down there).
 _MAX_DEPTH = 1000
@@ -101,3 +103,64 @@ def share_parent_values(tasks: Iterable) -> None:
 
 
 _MISSING = object()
+
+
+def _merge(a, b, path=None):
+    """DeepMerge.merge(a, b) (SpiffWorkflow 3.2) that copies on write: what it changes below `a`'s own keys it
+    copies first, and it never changes a nested dict or list in place.
+
+    The stock merge shallow-copies the values it takes from `b` and then merges later values into them in place,
+    so the nested objects it shares get changed through another task: merging the second multi-instance child
+    into its parent changes the first child's nested item, a finished task's data after it finished. Here a
+    shared nested object is only ever replaced, never changed; the values are the same as the stock merge's.
+    """
+    for key in b:
+        value = b[key]
+        if key in a:
+            mine = a[key]
+            if mine == value:
+                continue
+            if isinstance(mine, dict) and isinstance(value, dict):
+                a[key] = _merge(copy(mine), value)
+                continue
+            if isinstance(mine, list) and isinstance(value, list):
+                a[key] = mine = copy(mine)
+                _merge_array(mine, value)
+                continue
+        a[key] = copy(value) if isinstance(value, (dict, list, set)) else value
+    return a
+
+
+def _merge_array(a, b, path=None):
+    """DeepMerge.merge_array(a, b), copying a dict of `a` before merging into it (see `_merge`)."""
+    seen_hashable = set()
+    seen_unhashable = []
+    for item in a:
+        try:
+            seen_hashable.add(item)
+        except TypeError:
+            seen_unhashable.append(item)
+    for index, value in enumerate(b):
+        if isinstance(value, dict):
+            if len(a) > index:
+                mine = a[index]
+                a[index] = _merge(copy(mine) if isinstance(mine, dict) else mine, value)
+            else:
+                a.append(value)
+        else:
+            try:
+                if value in seen_hashable:
+                    continue
+                seen_hashable.add(value)
+            except TypeError:
+                if value in seen_unhashable:
+                    continue
+                seen_unhashable.append(value)
+            a.append(value)
+    del a[len(b):]
+
+
+# Every SpiffWorkflow module calls DeepMerge.merge through the class, so this reaches all of them (the
+# serializer's restore, `merge({}, parent.data)`, included: it only adds keys, and copies as before).
+DeepMerge.merge = staticmethod(_merge)
+DeepMerge.merge_array = staticmethod(_merge_array)

@@ -130,3 +130,40 @@ def test_a_nested_value_changed_in_place_on_the_parent_reaches_the_next_dump():
     text = state_to_json(workflow)
     assert canonical(text) == canonical(stock_state(workflow))
     assert '"qty":2.0' in text
+
+
+def test_a_merge_never_changes_what_an_earlier_merge_took_from_another_task():
+    # A multi-instance parent without an output collection merges each child's data into its own (DeepMerge). The
+    # stock merge shallow-copies what it takes, then merges the next child's values into those copies in place:
+    # the first child's nested price would become the second's, in the finished first child's data.
+    # engine.workflow's merge copies on write.
+    from SpiffWorkflow.util.deep_merge import DeepMerge
+
+    parent = {"items": 2}
+    first = {"item": {"sku": "A", "price": {"amount": 1}}, "ok": True}
+    second = {"item": {"sku": "B", "price": {"amount": 2}}, "ok": True}
+    DeepMerge.merge(parent, first)
+    DeepMerge.merge(parent, second)
+    assert first == {"item": {"sku": "A", "price": {"amount": 1}}, "ok": True}
+    assert parent == {"items": 2, "item": {"sku": "B", "price": {"amount": 2}}, "ok": True}
+
+
+@pytest.mark.parametrize(("a", "b", "merged"), [
+    # The stock merge of lists appends what is new, then trims to the length of b.
+    ({"x": {"y": 1, "z": [1, 2]}}, {"x": {"y": 2, "z": [2, 3]}, "w": {}}, {"x": {"y": 2, "z": [1, 2]}, "w": {}}),
+    ({"x": {"z": [1]}}, {"x": {"z": [1, 3]}}, {"x": {"z": [1, 3]}}),
+    ({"l": [{"k": 1}, {"k": 2}]}, {"l": [{"k": 3}]}, {"l": [{"k": 3}]}),
+    ({"s": "a"}, {"s": {"t": 1}}, {"s": {"t": 1}}),
+])
+def test_the_copy_on_write_merge_gives_the_stock_values_and_leaves_its_inputs_alone(a, b, merged):
+    from copy import deepcopy
+
+    from SpiffWorkflow.util.deep_merge import DeepMerge
+
+    a_nested, b_before = dict(a), deepcopy(b)
+    nested_before = deepcopy(a_nested)
+    result = DeepMerge.merge(a, b)
+    assert result is a and result == merged
+    assert b == b_before  # nothing taken from b is changed
+    for key, value in nested_before.items():
+        assert a_nested[key] == value  # the nested objects a held before are not changed in place
