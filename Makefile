@@ -55,6 +55,8 @@ lint: venv
 # Runs on a real SQLite file always, and on PostgreSQL too when DEALFLOW_TEST_DATABASE_URL is set (.ci/run sets it).
 test: venv lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	@echo "Again on SQLite, every engine keeping its workflows between commands (every dump verified):"
+	DEALFLOW_TEST_DATABASE_URL= DEALFLOW_TEST_WORKFLOW_CACHE=8 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

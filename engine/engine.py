@@ -50,6 +50,7 @@ from engine.runtime import save_workflow
 from engine.runtime import variables_of
 from engine.sandbox import ScriptPool
 from engine.sandbox import make_script_engine
+from engine.serialization import touch
 from engine.service_commands import DEFAULT_SERVICE_LEASE
 from engine.service_commands import ServiceCommands
 from engine.sql import bind_dbapi
@@ -66,16 +67,21 @@ from engine.views import TaskView
 Authorize = Callable[[Session | None, TaskView], None]
 
 
+# Off unless asked for: without it, every command reads its workflow back from the database (the app turns it on).
+DEFAULT_WORKFLOW_CACHE = 0
+
+
 class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
     """Start instances, work tasks, cancel; read instances, tasks and history (see `queries.Queries`)."""
 
     def __init__(self, session_factory: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow,
                  script_pool: ScriptPool | None = None, spec_cache: SpecCache | None = None,
-                 reminder_before: timedelta = reminders.DEFAULT_BEFORE, workflow_cache: int = 0,
+                 reminder_before: timedelta = reminders.DEFAULT_BEFORE, workflow_cache: int | None = None,
                  handlers: HandlerRegistry | None = None, services: HandlerServices | None = None,
                  service_lease: timedelta = DEFAULT_SERVICE_LEASE, mail_directory: reminders.Directory | None = None,
                  listener: Listener | None = None):
-        """`workflow_cache`: how many live workflows to keep in memory between commands (see WorkflowCache).
+        """`workflow_cache`: how many live workflows to keep in memory between commands (see WorkflowCache;
+        default DEFAULT_WORKFLOW_CACHE, off).
 
         `handlers` run service tasks by topic, with `services` (documents, notifications) at hand;
         `service_lease` is how long a worker may take over one call before another may try it again;
@@ -90,7 +96,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         self._mail_directory = mail_directory
         self._listener = listener
         super().__init__(session_factory, spec_cache or SpecCache(), make_script_engine(script_pool, self._clock),
-                         WorkflowCache(workflow_cache))
+                         WorkflowCache(DEFAULT_WORKFLOW_CACHE if workflow_cache is None else workflow_cache))
 
     def now(self) -> datetime:
         """The engine's clock (the injected one: tests and the demo move it by hand)."""
@@ -190,6 +196,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             recorder = Recorder(actor.username, now, instance.id)
             recorder.add("task_completed", task_id=row.id, element_id=row.bpmn_id, name=row.name,
                          data=cleaned, changed=changed)
+            touch(workflow, [task])
             task.data.update(cleaned)
             outcome = step.run(workflow, task.run, recorder)
             recorder.records[0].details["path"] = outcome.path
@@ -267,6 +274,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
                 recorder.add("variables_changed", changes=changed, reason=reason)
 
                 def apply() -> None:
+                    touch(workflow, frontier)
                     for task in frontier:
                         task.data.update({name: variables[name] for name in changed})
 
@@ -326,7 +334,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         Either way the view lists the oldest OPEN_TASKS_IN_VIEW and counts them all.
         """
         # Every row this command created is a ready user task: any more of them were there before.
-        if sum(1 for t in iter_tasks(workflow) if t._state == TaskState.READY and is_human(t)) > len(new_rows):
+        if _more_ready_human_tasks(workflow, len(new_rows)):
             tasks, count = queries.open_task_views(session, instance.id)
         else:
             oldest = sorted(new_rows, key=lambda row: (row.created_at, row.id))[:OPEN_TASKS_IN_VIEW]
@@ -345,6 +353,16 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             raise NotFound(f"There is no process instance {instance_id}.")
         ensure_active(instance.id, instance.status)
         return instance
+
+
+def _more_ready_human_tasks(workflow, count: int) -> bool:
+    """Whether the workflow has more than `count` ready user tasks (it stops at the first one past `count`)."""
+    for task in iter_tasks(workflow):
+        if task._state == TaskState.READY and is_human(task):
+            if count == 0:
+                return True
+            count -= 1
+    return False
 
 
 _NO_TASK = "There is no task {task_id!r}; it may belong to another system or never existed."

@@ -13,6 +13,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from engine.models import EventSubscription
+from engine.serialization import touch
 
 KINDS = {MessageEventDefinition: "message", SignalEventDefinition: "signal"}
 Subscriptions = set[tuple[str, str, str, str]]  # (task id, kind, name, element id)
@@ -108,6 +109,7 @@ def deliver(workflow: BpmnWorkflow, kind: str, name: str, payload: dict[str, Any
         return _start_event_subprocess(workflow, starts[0][0], starts[0][1], payload)
     if not matches:
         return 0
+    touch(workflow, [task for task, _ in matches])
     for task, _ in matches:
         # The catching task's data flows on to the path it opens: the payload's fields become variables.
         task.data.update(payload)
@@ -130,6 +132,7 @@ def _start_event_subprocess(workflow: BpmnWorkflow, start, definition, payload: 
     body = {"payload": payload, "result_var": PAYLOAD_VARIABLE} if hasattr(definition, "result_var") else payload
     workflow.catch(BpmnEvent(definition, payload=body))
     fired = [child for child in root.children if child.id not in before]
+    touch(workflow)
     for task in fired:
         task.data.update(payload)
         sub = workflow.subprocesses.get(task.id)

@@ -48,6 +48,7 @@ from engine.models import ProcessInstance
 from engine.parameters import ParameterError
 from engine.parameters import evaluate_parameters
 from engine.runtime import load_workflow
+from engine.serialization import touch
 from engine.service_jobs import Failure
 from engine.service_jobs import incident_dict
 from engine.service_jobs import lease
@@ -151,6 +152,7 @@ class ServiceCommands:
             return self._finish_detached(job_id, worker, call, result, now)
 
         def apply(task: SpiffTask) -> None:
+            touch(task.workflow, [task])
             task.set_data(**self._mapped(call, task, result))
             task.complete()
 

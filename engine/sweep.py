@@ -28,6 +28,7 @@ from engine.models import JobKind
 from engine.models import ProcessInstance
 from engine.runtime import load_workflow
 from engine.runtime import save_workflow
+from engine.serialization import touch
 from engine.status import FINAL
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,7 @@ class JobCommands:
                                  self._script_engine)
         task = workflow.get_task_from_id(UUID(task_id))
         value = task.internal_data.get("event_value") if task is not None else None
+        touch(workflow, [task] if task is not None else [])
         if isinstance(value, dict):  # a cycle: its next occurrence moves
             value["next"] = due_at.isoformat()
         elif isinstance(value, str):

@@ -1,17 +1,29 @@
 """Shared fixtures: real databases (SQLite file, PostgreSQL when configured), a controllable clock."""
 
+import os
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
 import pytest
 
+from engine import engine as engine_module
 from engine.database import create_db_engine
 from engine.database import make_session_factory
+from engine.serialization import TASK_ROWS
 from tests import dbutil
 from tests.api_support import own_app
 
 BACKENDS = ["sqlite", "postgresql"]
+
+# Every dump in the suite is also made by checking every task in full, and must come out the same: a change to a
+# task's data that a dump would skip fails the test that made it (engine.serialization.TaskRows).
+TASK_ROWS.verify = True
+
+# `make test` runs the suite a second time with every engine keeping its workflows between commands, as the app
+# does: then most dumps are of a workflow dumped before, where the verification above has something to compare.
+if os.environ.get("DEALFLOW_TEST_WORKFLOW_CACHE"):
+    engine_module.DEFAULT_WORKFLOW_CACHE = int(os.environ["DEALFLOW_TEST_WORKFLOW_CACHE"])
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ SpiffWorkflow's own converter writes; and a dump writes only the rows that chang
 import json
 from pathlib import Path
 
+import pytest
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.task import TaskState
 
@@ -12,6 +13,7 @@ from engine.serialization import REGISTRY
 from engine.serialization import STATE_FORMAT
 from engine.serialization import dump_state
 from engine.serialization import state_to_json
+from engine.serialization import touch
 from engine.serialization import workflow_from_json
 from engine.serialization import workflow_from_state
 from processes.parser import DealflowParser
@@ -104,26 +106,41 @@ def test_every_dump_of_a_multi_instance_approval_matches_the_stock_state():
     assert workflow.is_completed()
 
 
-def test_changes_without_a_state_change_reach_the_next_dump():
-    # What set_variables does (new values on open tasks) and what DeepMerge does (nested values changed in
-    # place) leave every task's state and timestamp alone; the dump must still see them.
+def test_changes_without_a_state_change_reach_the_next_dump_when_touched():
+    # What set_variables does (new values on open tasks), and a value changed in place, leave every task's state
+    # and timestamp alone: the command touches the tasks, and the dump compares their data.
     workflow, _, _ = approval([{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}])
     stored = Stored()
     stored.dump(workflow)
     first, second = ready_user_tasks(workflow)
+    touch(workflow, [first, second])
     first.data["owner"] = "bob"
     second.data["item"]["qty"] = 5  # in place: the same dict object, other contents
     assert canonical(stored.dump(workflow)) == canonical(stock_state(workflow))
     assert sorted(stored.written) == sorted([str(first.id), str(second.id)])
+    touch(workflow)  # every task
     first.data["owner"] = "carol"
     second.data["item"]["qty"] = 5.0  # equal to 5, but JSON writes 5.0: a reload must see the float
     assert canonical(stored.dump(workflow)) == canonical(stock_state(workflow))
     assert '"qty":5.0' in stored.rows[str(second.id)][3]
+    touch(workflow, [first])
     first.data["flag"] = 1
     stored.dump(workflow)
+    touch(workflow, [first])
     first.data["flag"] = True  # equal to 1 in Python, not in JSON
     stored.dump(workflow)
     assert stored.written == [str(first.id)] and '"flag":true' in stored.rows[str(first.id)][3]
+
+
+def test_an_untouched_change_to_a_quiet_task_fails_the_verified_dump():
+    # A ready user task is quiet: a dump does not compare its data unless it was touched. The suite runs every
+    # dump verified, so a command that forgets to touch fails its tests instead of storing a stale row.
+    workflow, _, _ = approval([{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}])
+    stored = Stored()
+    stored.dump(workflow)
+    ready_user_tasks(workflow)[0].data["owner"] = "bob"
+    with pytest.raises(AssertionError, match="changed without touching it"):
+        stored.dump(workflow)
 
 
 def test_a_reloaded_workflow_dumps_the_same_and_finishes():
