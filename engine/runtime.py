@@ -2,9 +2,11 @@
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -25,11 +27,11 @@ from engine.workflow import share_parent_values
 INTERNAL_SPECS = ("Start", "End", "Root")
 
 
-def iter_tasks(workflow: BpmnWorkflow) -> Iterator[SpiffTask]:
-    """Every task of the workflow and of its live sub-processes."""
-    yield from workflow.tasks.values()
-    for sub in workflow.subprocesses.values():
-        yield from sub.tasks.values()
+def iter_tasks(workflow: BpmnWorkflow) -> Iterable[SpiffTask]:
+    """Every task of the workflow and of its live sub-processes (iterated in C: a command makes several passes)."""
+    if not workflow.subprocesses:
+        return workflow.tasks.values()
+    return chain(workflow.tasks.values(), *(sub.tasks.values() for sub in workflow.subprocesses.values()))
 
 
 def snapshot(workflow: BpmnWorkflow) -> dict[SpiffTask, int]:
@@ -60,13 +62,11 @@ class Changes:
 def diff(before: dict[SpiffTask, int], workflow: BpmnWorkflow) -> Changes:
     """Compare a snapshot taken before the command with the workflow after it."""
     changes = Changes([], [], [], [])
-    count = 0
-    for task in iter_tasks(workflow):
-        count += 1
+    tasks = list(iter_tasks(workflow))
+    # The tasks whose state moved, found in one comprehension (most of a big instance's tasks did not move).
+    for task in [task for task in tasks if before.get(task) != task._state]:
         state = task._state
         old = before.get(task)
-        if old == state:
-            continue
         if old is None:
             changes.created.append(task)
         if state == TaskState.READY and is_human(task):
@@ -79,8 +79,8 @@ def diff(before: dict[SpiffTask, int], workflow: BpmnWorkflow) -> Changes:
             changes.cancelled_human_ids.append(task.id)
     # Human tasks removed from the tree (a cancelled branch, a finished sub-process) are cancelled too; tasks were
     # removed only if fewer of the old ones are left than there were.
-    if count - len(changes.created) != len(before):
-        after = set(iter_tasks(workflow))
+    if len(tasks) - len(changes.created) != len(before):
+        after = set(tasks)
         changes.cancelled_human_ids.extend(
             task.id for task, state in before.items() if task not in after and state == TaskState.READY
         )
@@ -148,6 +148,7 @@ def save_workflow(session: Session, instance, workflow: BpmnWorkflow) -> None:
 
 
 _OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED
+_CHANGED = attrgetter("last_state_change")
 _ACTIVE = _OPEN | TaskState.ERROR
 
 
@@ -162,9 +163,10 @@ def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
     # so the newest task is the one it would pick.
     open_tasks = [t for t in iter_tasks(workflow) if t._state & _OPEN]
     if open_tasks:
-        newest = max(open_tasks, key=lambda t: t.last_state_change)
-        if sum(1 for t in open_tasks if t.last_state_change == newest.last_state_change) > 1:
-            newest = max(workflow.get_tasks(state=_OPEN), key=lambda t: t.last_state_change)
+        newest = max(open_tasks, key=_CHANGED)
+        latest = newest.last_state_change
+        if len([t for t in open_tasks if t.last_state_change == latest]) > 1:
+            newest = max(workflow.get_tasks(state=_OPEN), key=_CHANGED)
         return dict(newest.data)
     last = workflow.last_task or workflow.task_tree
     return dict(last.data)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import JSON
@@ -141,23 +142,37 @@ class _Compiled:
             return values
         return tuple(values.get(name) for name in self.names)
 
-    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
-        return self._row(self.results, raw)
+    @cached_property
+    def processed(self) -> tuple[tuple[int, str, Processor], ...]:
+        return self._processed(self.results)
 
-    def _row(self, results: tuple[Processor | None, ...], raw: Sequence[Any]) -> dict[str, Any]:
-        return {name: (value if process is None or value is None else process(value))
-                for name, process, value in zip(self.columns, results, raw, strict=True)}
+    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
+        return self._row(self.processed, raw)
+
+    def _processed(self, results: tuple[Processor | None, ...]) -> tuple[tuple[int, str, Processor], ...]:
+        return tuple((index, self.columns[index], process) for index, process in enumerate(results)
+                     if process is not None)
+
+    def _row(self, processed: tuple[tuple[int, str, Processor], ...], raw: Sequence[Any]) -> dict[str, Any]:
+        # The values as read (zipped in C), then the few columns with a processor (dates, JSON) over them.
+        row = dict(zip(self.columns, raw, strict=True))
+        for index, name, process in processed:
+            value = raw[index]
+            if value is not None:
+                row[name] = process(value)
+        return row
 
     def rows(self, raws: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         """Every row; a JSON text that several rows hold (the form and the groups of a multi-instance task's
         hundred siblings) is parsed once, and those rows share the value, which callers only read."""
         if len(raws) < 2 or not self.decoded:
-            return [self._row(self.results, raw) for raw in raws]
+            processed = self.processed
+            return [self._row(processed, raw) for raw in raws]
         results = list(self.results)
         for index in self.decoded:
             results[index] = _once(results[index])
-        results = tuple(results)
-        return [self._row(results, raw) for raw in raws]
+        processed = self._processed(tuple(results))
+        return [self._row(processed, raw) for raw in raws]
 
 
 def _once(process: Processor) -> Processor:
