@@ -20,7 +20,7 @@ from bench.common import FORMS
 from bench.common import PROCESS_KEY
 from bench.common import variables
 from engine.database import SQLITE_STORAGE
-from engine.serialization import StateOnlyWorkflowConverter
+from engine.registry import StateOnlyWorkflowConverter
 from engine.workflow import DealflowWorkflow
 
 

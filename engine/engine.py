@@ -50,7 +50,6 @@ from engine.runtime import save_workflow
 from engine.runtime import variables_of
 from engine.sandbox import ScriptPool
 from engine.sandbox import make_script_engine
-from engine.serialization import touch
 from engine.service_commands import DEFAULT_SERVICE_LEASE
 from engine.service_commands import ServiceCommands
 from engine.sql import bind_dbapi
@@ -58,6 +57,7 @@ from engine.status import FINAL
 from engine.status import ensure_active
 from engine.status import transition
 from engine.sweep import JobCommands
+from engine.task_rows import touch
 from engine.views import OPEN_TASKS_IN_VIEW
 from engine.views import InstanceView
 from engine.views import TaskView

@@ -13,7 +13,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from engine.models import EventSubscription
-from engine.serialization import touch
+from engine.task_rows import touch
 
 KINDS = {MessageEventDefinition: "message", SignalEventDefinition: "signal"}
 Subscriptions = set[tuple[str, str, str, str]]  # (task id, kind, name, element id)

@@ -48,13 +48,13 @@ from engine.models import ProcessInstance
 from engine.parameters import ParameterError
 from engine.parameters import evaluate_parameters
 from engine.runtime import load_workflow
-from engine.serialization import touch
 from engine.service_jobs import Failure
 from engine.service_jobs import incident_dict
 from engine.service_jobs import lease
 from engine.service_jobs import record_failure
 from engine.service_jobs import retry_policy
 from engine.status import FINAL
+from engine.task_rows import touch
 
 log = logging.getLogger(__name__)
 

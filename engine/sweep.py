@@ -28,8 +28,8 @@ from engine.models import JobKind
 from engine.models import ProcessInstance
 from engine.runtime import load_workflow
 from engine.runtime import save_workflow
-from engine.serialization import touch
 from engine.status import FINAL
+from engine.task_rows import touch
 
 log = logging.getLogger(__name__)
 

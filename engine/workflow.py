@@ -27,7 +27,7 @@ _MIN_STATE = TaskState.FUTURE
 class DealflowWorkflow(BpmnWorkflow):
     """A BpmnWorkflow whose engine steps skip the tree walk when the task map answers exactly.
 
-    Stored as, and restored from, the stock "BpmnWorkflow" state (engine.serialization registers it so): the
+    Stored as, and restored from, the stock "BpmnWorkflow" state (engine.registry registers it so): the
     class only changes how fast a step finds its work, not what the state holds.
     """
 

@@ -10,14 +10,14 @@ import pytest
 from engine import engine as engine_module
 from engine.database import create_db_engine
 from engine.database import make_session_factory
-from engine.serialization import TASK_ROWS
+from engine.task_rows import TASK_ROWS
 from tests import dbutil
 from tests.api_support import own_app
 
 BACKENDS = ["sqlite", "postgresql"]
 
 # Every dump in the suite is also made by checking every task in full, and must come out the same: a change to a
-# task's data that a dump would skip fails the test that made it (engine.serialization.TaskRows).
+# task's data that a dump would skip fails the test that made it (engine.task_rows.TaskRows).
 TASK_ROWS.verify = True
 
 # `make test` runs the suite a second time with every engine keeping its workflows between commands, as the app

@@ -93,7 +93,7 @@ def test_a_state_stored_whole_becomes_task_rows_at_0009_runs_on_and_comes_back_o
     from engine import state_store
     from engine.engine import Engine
     from engine.models import ProcessDefinition
-    from engine.serialization import REGISTRY
+    from engine.registry import REGISTRY
     from tests.factories import actor
     from tests.factories import deploy
     from tests.test_serialization import canonical

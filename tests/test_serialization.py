@@ -9,13 +9,13 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.task import TaskState
 
 from engine import state_store
-from engine.serialization import REGISTRY
+from engine.registry import REGISTRY
 from engine.serialization import STATE_FORMAT
 from engine.serialization import dump_state
 from engine.serialization import state_to_json
-from engine.serialization import touch
 from engine.serialization import workflow_from_json
 from engine.serialization import workflow_from_state
+from engine.task_rows import touch
 from processes.parser import DealflowParser
 from tests.factories import actor
 from tests.factories import deploy

@@ -1,0 +1,347 @@
+"""Each task's stored row (instance_task_state), kept per workflow object between dumps, so that a dump encodes
+and writes only the tasks a command changed (see `TaskRows`)."""
+
+import marshal
+import threading
+import weakref
+from collections.abc import Iterable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+from typing import NamedTuple
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.task import TaskState
+from SpiffWorkflow.util.deep_merge import DeepMerge
+
+from engine.registry import ENCODE
+from engine.registry import REGISTRY
+
+
+def workflows(workflow) -> Iterator[tuple[str, Any]]:
+    """(key, workflow) of the workflow and of each live sub-process: the `workflow` column of their task rows."""
+    yield "", workflow
+    for task_id, sub in workflow.subprocesses.items():
+        yield str(task_id), sub
+
+
+# A task's stored row as the dump knows it. `cheap`: the task's own fields but its data, None when loaded and not
+# compared yet; `content`: the data fingerprint (`_content_of`); `delta`: the keys of its data's delta against its
+# parent's ((updated, deleted), None without a parent); `sig`: its data's fingerprint per key (`_signature`), kept
+# for tasks with children that are checked in full.
+class Entry(NamedTuple):
+    cheap: tuple | None
+    content: bytes | str | None
+    body: str
+    children: list[str] | None  # the children's ids as text
+    seq: int
+    delta: tuple[frozenset, frozenset] | None
+    sig: dict[str, bytes | str] | None
+
+
+@dataclass
+class _Rows:
+    entries: dict[Any, Entry]
+    upserts: list[dict[str, Any]]
+    deletes: list[str]
+    next_seq: int
+    marks: dict[Any, tuple]
+
+
+_ALL = object()  # every task of the workflow is touched / every key of a task's data changed
+_MISSING = object()
+_QUIET_STATES = TaskState.COMPLETED | TaskState.CANCELLED
+
+
+class TaskRows:
+    """Each task's row as stored, per workflow object, so that a dump encodes and writes only what changed.
+
+    SpiffWorkflow's task converter writes a task's data as a delta against its parent's data, so a task's text
+    depends on its own fields, its own data and its parent's data.
+
+    A dump checks in full only the tasks that can have changed, so its cost follows what the command did, not
+    the size of the instance. A *quiet* task (finished, or a ready user task) keeps its data while it stays as it
+    is: nothing writes into its data. SpiffWorkflow changes data only of tasks it runs, merges into (a
+    multi-instance parent, a join) or lets an event reach (waiting tasks), and its merges copy on write
+    (`engine.workflow`), so no nested object of a quiet task is changed through another task. Dealflow's own
+    commands that put data on a task (a completion, `set_variables`, a message payload, a handler's result)
+    `touch` it first. So a dump checks in full:
+    - every task that is new, not quiet, touched, or whose state, timestamp or children moved since the last dump
+      (one comprehension over the task map finds them: the quiet tasks' marks are kept);
+    - a quiet child of a checked task whose data changed at a key where the child's delta could change: each
+      checked task with children keeps a fingerprint of its data per key (`_signature`), and its quiet children
+      look only at the keys that changed (`_unaffected`).
+
+    A full check compares the delta and the internal data by a type-exact fingerprint (`_content_of`: True is not
+    1, 1.0 is not 1, and key order counts), re-encodes the task as the stock converter would (`_task_json`) when
+    it changed, and writes it if the text differs from the stored one. A completion in a multi-instance approval
+    thus checks the completed child and its parent in full, and each sibling at the one or two keys the merge
+    changed. A workflow just loaded starts from the rows it was read from (`seed`) and checks every task once.
+    With `verify`, every dump is also made by checking every task in full and must come out the same (the test
+    suite runs so).
+    """
+
+    def __init__(self, verify: bool = False):
+        # Keyed by the task object (hashed by identity in C; a UUID hashes in Python, 20x dearer).
+        self._stored: weakref.WeakKeyDictionary[Any, _Stored] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        self.verify = verify
+
+    def seed(self, workflow, stored: dict[Any, tuple[str, int]], next_seq: int) -> None:
+        """Take `stored` ({task: (body, seq)}, every task of a workflow just loaded) as the rows in the database; the
+        next dump checks every task once."""
+        entries = {task: Entry(None, None, body, None, seq, None, None) for task, (body, seq) in stored.items()}
+        with self._lock:
+            self._stored[workflow] = _Stored(entries, {}, next_seq, set())
+
+    def record(self, workflow, rows: _Rows) -> None:
+        with self._lock:
+            self._stored[workflow] = _Stored(rows.entries, rows.marks, rows.next_seq, set())
+
+    def touch(self, workflow, tasks: Iterable | None = None) -> None:
+        """Announce data put on `tasks` (None: on any task) outside SpiffWorkflow's run of them: the next dump
+        checks them in full."""
+        with self._lock:
+            stored = self._stored.get(workflow)
+            if stored is None or stored.touched is _ALL:
+                return
+            if tasks is None:
+                stored.touched = _ALL
+            else:
+                stored.touched.update(tasks)
+
+    def rows(self, workflow) -> _Rows:
+        """Every task's entry now, and the rows that differ from the stored ones."""
+        with self._lock:
+            stored = self._stored.get(workflow) or _Stored({}, {}, 0, _ALL)
+        rows = self._rows(workflow, stored, stored.touched)
+        if self.verify and stored.touched is not _ALL:
+            full = self._rows(workflow, stored, _ALL)
+            if _written(rows) != _written(full):
+                raise AssertionError(f"A dump that skipped quiet tasks wrote {_written(rows)}, not the "
+                                     f"{_written(full)} of a dump that checked every task: a task's data was "
+                                     "changed without touching it.")
+        return rows
+
+    def _rows(self, workflow, stored: "_Stored", touched) -> _Rows:
+        before, marks = stored.entries, stored.marks
+        everything = touched is _ALL
+        rows = _Rows(dict(before), [], [], stored.next_seq, {} if everything else dict(marks))
+        present = new = 0
+        for key_of_workflow, wf in workflows(workflow):
+            tasks = wf.tasks
+            present += len(tasks)
+            if everything:
+                todo = list(tasks.values())
+            else:
+                todo = [t for t in tasks.values()
+                        if marks.get(t) != (t._state, t.last_state_change, tuple(t._children))]
+                if touched:
+                    listed = set(todo)
+                    todo.extend(t for t in touched if t not in listed and tasks.get(t.id) is t)
+            # The keys of its data that changed, per task checked in full (_ALL: unknown, or all).
+            changed: dict[Any, Any] = {}
+            for task in todo:
+                new += task not in before
+                changed[task] = self._check(task, tasks, key_of_workflow, rows)
+            parents = [task for task in todo if task._children and changed[task]]
+            while parents:
+                parent = parents.pop()
+                keys = changed[parent]
+                for child_id in parent._children:
+                    child = tasks.get(child_id)
+                    if child is None or child in changed:
+                        continue
+                    if not child._children and _unaffected(child, parent, keys, rows.entries[child]):
+                        continue
+                    changed[child] = self._check(child, tasks, key_of_workflow, rows)
+                    if child._children and changed[child]:
+                        parents.append(child)
+        if present - new != len(before):
+            current = {task for _, wf in workflows(workflow) for task in wf.tasks.values()}
+            for task in before:
+                if task not in current:
+                    rows.deletes.append(str(task.id))
+                    del rows.entries[task]
+                    rows.marks.pop(task, None)
+        return rows
+
+    @staticmethod
+    def _check(task, tasks, key_of_workflow: str, rows: _Rows) -> Any:
+        """Check one task in full: its entry in `rows`, its row among the upserts if its text changed; returns the
+        keys of its data that changed (for its children)."""
+        parent = tasks.get(task._parent)
+        state = task._state
+        cheap = (state, task.last_state_change, task.triggered, task.task_spec.name, parent is not None,
+                 task._parent, tuple(task._children))
+        content, delta = _content_of(task, parent)
+        entry = rows.entries.get(task)
+        if entry is None:
+            children = [str(c) for c in cheap[6]]
+            body = _task_json(task, parent, children)
+            seq = rows.next_seq
+            rows.next_seq += 1
+            rows.upserts.append({"id": str(task.id), "workflow": key_of_workflow, "seq": seq, "body": body})
+        else:
+            body, children, seq = entry.body, entry.children, entry.seq
+            if entry.cheap != cheap or entry.content != content:
+                # The children's ids as text, kept while they are the same (hundreds under a multi-instance task).
+                if entry.cheap is None or entry.cheap[6] != cheap[6]:
+                    children = [str(c) for c in cheap[6]]
+                body = _task_json(task, parent, children)
+                if body != entry.body:
+                    rows.upserts.append({"id": str(task.id), "workflow": key_of_workflow, "seq": seq, "body": body})
+        sig = _signature(task) if cheap[6] else None
+        rows.entries[task] = Entry(cheap, content, body, children, seq, delta, sig)
+        if state & _QUIET_STATES or (state == TaskState.READY and task.task_spec.manual):
+            rows.marks[task] = (state, cheap[1], cheap[6])
+        else:
+            rows.marks.pop(task, None)
+        if entry is None or sig is None:
+            return _ALL
+        return _changed_keys(entry.sig, sig)
+
+
+@dataclass
+class _Stored:
+    entries: dict[Any, Entry]
+    marks: dict[Any, tuple]  # the quiet tasks' (state, last_state_change, children) at the last dump
+    next_seq: int
+    touched: Any  # a set of tasks, or _ALL
+
+
+def _written(rows: _Rows) -> tuple:
+    return sorted((row["id"], row["body"]) for row in rows.upserts), sorted(rows.deletes)
+
+
+def _signature(task) -> dict[str, bytes | str]:
+    """The task's data, fingerprinted per key (type-exact, as `_content_of`)."""
+    sig = {}
+    for name, value in task.data.items():
+        try:
+            sig[name] = marshal.dumps(value, 2)
+        except ValueError:
+            sig[name] = repr(value)
+    return sig
+
+
+def _changed_keys(old: dict | None, new: dict) -> Any:
+    """The keys whose value changed, appeared or went between two signatures; _ALL if unknown, or if the keys
+    that stayed changed their order (a delta lists its deletions in the parent's key order)."""
+    if old is None:
+        return _ALL
+    keys = {name for name, value in new.items() if old.get(name, _MISSING) != value}
+    if list(old) != list(new):  # keys came, went or moved
+        if [name for name in new if name in old] != [name for name in old if name in new]:
+            return _ALL
+        keys.update(name for name in old if name not in new)
+    return keys
+
+
+def _unaffected(task, parent, keys, entry: Entry) -> bool:
+    """Whether the delta of a quiet task (its own data unchanged) against its parent's data is unchanged, the
+    parent's data having changed at `keys` (_ALL: unknown) since the entry was made: at each such key, the task's
+    value stays in the delta's updates, its deletions, or neither, as it was."""
+    if keys is _ALL or entry.delta is None:
+        return False
+    data, pdata = task.data, parent.data
+    updated, deleted = entry.delta
+    for name in keys:
+        if name in data:
+            value = data[name]
+            shared = pdata.get(name, _MISSING)
+            if shared is _MISSING:
+                now = True
+            elif value is shared:
+                now = value.__class__ is float and value != value
+            else:
+                now = bool(value != shared)
+            if now is not (name in updated) or name in deleted:
+                return False
+        elif (name in pdata) is not (name in deleted) or name in updated:
+            return False
+    return True
+
+
+def _task_json(task, parent, children: list[str]) -> str:
+    """`ENCODE(REGISTRY.convert(task))`, the stock TaskConverter.to_dict, with the children's ids given as text
+    and the internal data converted without a Python call per plain item (a multi-instance task's list of merged
+    children grows to one id per item)."""
+    if parent is None:
+        data, delta = task.data, {}
+    else:
+        data, delta = {}, {"updates": DeepMerge.get_updated_keys(parent.data, task.data),
+                           "deletions": DeepMerge.get_deleted_keys(parent.data, task.data)}
+    return ENCODE({
+        "id": str(task.id),
+        "parent": str(task._parent) if parent is not None else None,
+        "children": children,
+        "last_state_change": task.last_state_change,
+        "state": task._state,
+        "task_spec": task.task_spec.name,
+        "triggered": task.triggered,
+        "internal_data": _converted(task.internal_data),
+        "data": data,
+        "delta": delta,
+        "typename": _TASK_TYPENAME,
+    })
+
+
+_TASK_TYPENAME = REGISTRY.typenames[Task]
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _converted(value: Any) -> Any:
+    """REGISTRY.convert(value) (clean, then convert registered types inside dicts and lists), returning plain JSON
+    values as they are."""
+    cls = value.__class__
+    if cls in _SCALARS or (cls is list and all(item.__class__ in _SCALARS for item in value)):
+        return value
+    if cls is dict:
+        return {key: _converted(item) for key, item in value.items()
+                if not callable(item) and not isinstance(item, ModuleType)}
+    return REGISTRY.convert(value)
+
+
+def _content_of(task, parent) -> tuple[bytes | str, tuple[frozenset, frozenset] | None]:
+    """What the task converter writes of the task's data and internal data, as a type-exact fingerprint; and the
+    keys of the delta (updated, deleted), None for a task without a parent.
+
+    marshal, not JSON: several times cheaper, and as exact for the JSON types (it tells True from 1 and 1.0 from
+    1, and keeps key order); a value marshal cannot take (a date, a Decimal) falls back to repr. A value the
+    encoder cannot write never gets a cached entry: encoding it raises, as it always did.
+    """
+    data = task.data
+    if parent is None:
+        content, delta = (data, task.internal_data), None
+    else:
+        # DeepMerge.get_updated_keys / get_deleted_keys, as TaskConverter.to_dict computes the delta; a value that
+        # is its parent's own object is equal to it unless it is a NaN (share_parent_values makes that common).
+        pdata = parent.data
+        updated = {}
+        for name, value in data.items():
+            if name in pdata:
+                shared = pdata[name]
+                if value is shared:
+                    if value.__class__ is not float or value == value:
+                        continue
+                elif not value != shared:
+                    continue
+            updated[name] = value
+        deleted = [name for name in pdata if name not in data]
+        content, delta = (updated, deleted, task.internal_data), (frozenset(updated), frozenset(deleted))
+    try:
+        return marshal.dumps(content, 2), delta  # version 2: no back-references, so equal content, equal bytes
+    except ValueError:
+        return repr(content), delta
+
+
+TASK_ROWS = TaskRows()
+
+
+def touch(workflow: BpmnWorkflow, tasks: Iterable | None = None) -> None:
+    """Announce data put on `tasks` (None: on any task) of `workflow` outside SpiffWorkflow's run of them, before
+    the next dump (see TaskRows): a completion's form values, changed process data, a message's payload."""
+    TASK_ROWS.touch(workflow, tasks)
