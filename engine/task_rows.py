@@ -7,6 +7,7 @@ import weakref
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import is_
 from types import ModuleType
 from typing import Any
 from typing import NamedTuple
@@ -35,10 +36,20 @@ class Entry(NamedTuple):
     cheap: tuple | None
     content: bytes | str | None
     body: str
-    children: list[str] | None  # the children's ids as text
+    texts: "_Texts | None"
     seq: int
     delta: tuple[frozenset, frozenset] | None
     sig: dict[str, bytes | str] | None
+
+
+class _Texts(NamedTuple):
+    """The JSON text of a task's long lists, kept between dumps so that a task with hundreds of children (a
+    multi-instance parent) is not re-encoded whole each time one of them finishes: its children's ids while they
+    are the same, and each long list of its internal data (the merged children) with the items it was made of,
+    extended by its new tail while the items before it stay the same objects."""
+
+    children: str | None
+    internal: dict[str, tuple[list, str]]
 
 
 @dataclass
@@ -117,6 +128,8 @@ class TaskRows:
         with self._lock:
             stored = self._stored.get(workflow) or _Stored({}, {}, 0, _ALL)
         rows = self._rows(workflow, stored, stored.touched)
+        if self.verify:
+            _verify_texts(workflow, rows)
         if self.verify and stored.touched is not _ALL:
             full = self._rows(workflow, stored, _ALL)
             if _written(rows) != _written(full):
@@ -179,22 +192,20 @@ class TaskRows:
         content, delta = _content_of(task, parent)
         entry = rows.entries.get(task)
         if entry is None:
-            children = [str(c) for c in cheap[6]]
-            body = _task_json(task, parent, children)
+            body, texts = _task_json(task, parent, None, cheap[6])
             seq = rows.next_seq
             rows.next_seq += 1
             rows.upserts.append({"id": str(task.id), "workflow": key_of_workflow, "seq": seq, "body": body})
         else:
-            body, children, seq = entry.body, entry.children, entry.seq
+            body, texts, seq = entry.body, entry.texts, entry.seq
             if entry.cheap != cheap or entry.content != content:
-                # The children's ids as text, kept while they are the same (hundreds under a multi-instance task).
-                if entry.cheap is None or entry.cheap[6] != cheap[6]:
-                    children = [str(c) for c in cheap[6]]
-                body = _task_json(task, parent, children)
+                if texts is not None and (entry.cheap is None or entry.cheap[6] != cheap[6]):
+                    texts = texts._replace(children=None)
+                body, texts = _task_json(task, parent, texts, cheap[6])
                 if body != entry.body:
                     rows.upserts.append({"id": str(task.id), "workflow": key_of_workflow, "seq": seq, "body": body})
         sig = _signature(task) if cheap[6] else None
-        rows.entries[task] = Entry(cheap, content, body, children, seq, delta, sig)
+        rows.entries[task] = Entry(cheap, content, body, texts, seq, delta, sig)
         if state & _QUIET_STATES or (state == TaskState.READY and task.task_spec.manual):
             rows.marks[task] = (state, cheap[1], cheap[6])
         else:
@@ -210,6 +221,18 @@ class _Stored:
     marks: dict[Any, tuple]  # the quiet tasks' (state, last_state_change, children) at the last dump
     next_seq: int
     touched: Any  # a set of tasks, or _ALL
+
+
+def _verify_texts(workflow, rows: _Rows) -> None:
+    """Each row to write is, byte for byte, what the stock task converter writes (the parts kept between dumps
+    included)."""
+    if not rows.upserts:
+        return
+    tasks = {str(task.id): task for _, wf in workflows(workflow) for task in wf.tasks.values()}
+    for row in rows.upserts:
+        stock = ENCODE(REGISTRY.convert(tasks[row["id"]]))
+        if row["body"] != stock:
+            raise AssertionError(f"The row of task {row['id']} is {row['body']!r}, not the stock {stock!r}.")
 
 
 def _written(rows: _Rows) -> tuple:
@@ -265,28 +288,69 @@ def _unaffected(task, parent, keys, entry: Entry) -> bool:
     return True
 
 
-def _task_json(task, parent, children: list[str]) -> str:
-    """`ENCODE(REGISTRY.convert(task))`, the stock TaskConverter.to_dict, with the children's ids given as text
-    and the internal data converted without a Python call per plain item (a multi-instance task's list of merged
-    children grows to one id per item)."""
+def _task_json(task, parent, texts: _Texts | None, children: tuple) -> tuple[str, _Texts | None]:
+    """`ENCODE(REGISTRY.convert(task))`, the stock TaskConverter.to_dict, and the texts of its long lists to keep
+    (`_Texts`, None when it has none). The internal data is converted without a Python call per plain item.
+
+    A task with a long list is encoded in parts, each as the encoder writes it, joined as the encoder joins an
+    object's members; `texts`, the parts kept from its last encoding, are taken where they still hold."""
     if parent is None:
         data, delta = task.data, {}
     else:
         data, delta = {}, {"updates": DeepMerge.get_updated_keys(parent.data, task.data),
                            "deletions": DeepMerge.get_deleted_keys(parent.data, task.data)}
-    return ENCODE({
-        "id": str(task.id),
-        "parent": str(task._parent) if parent is not None else None,
-        "children": children,
-        "last_state_change": task.last_state_change,
-        "state": task._state,
-        "task_spec": task.task_spec.name,
-        "triggered": task.triggered,
-        "internal_data": _converted(task.internal_data),
-        "data": data,
-        "delta": delta,
-        "typename": _TASK_TYPENAME,
-    })
+    internal = task.internal_data
+    long_internal = [key for key, value in internal.items() if value.__class__ is list and len(value) >= _LONG]
+    if len(children) < _LONG and not long_internal:
+        return ENCODE({
+            "id": str(task.id),
+            "parent": str(task._parent) if parent is not None else None,
+            "children": [str(c) for c in children],
+            "last_state_change": task.last_state_change,
+            "state": task._state,
+            "task_spec": task.task_spec.name,
+            "triggered": task.triggered,
+            "internal_data": _converted(internal),
+            "data": data,
+            "delta": delta,
+            "typename": _TASK_TYPENAME,
+        }), None
+    children_text = texts.children if texts is not None and texts.children is not None else \
+        ENCODE([str(c) for c in children])
+    kept = texts.internal if texts is not None else {}
+    lists = {key: _list_text(internal[key], kept.get(key)) for key in long_internal}
+    own = ENCODE({"id": str(task.id), "parent": str(task._parent) if parent is not None else None})
+    fields = ENCODE({"last_state_change": task.last_state_change, "state": task._state,
+                     "task_spec": task.task_spec.name, "triggered": task.triggered})
+    rest = ENCODE({"data": data, "delta": delta, "typename": _TASK_TYPENAME})
+    members = []
+    for key, value in internal.items():
+        if key in lists:
+            members.append(f"{ENCODE(key)}:{lists[key][1]}")
+        elif not callable(value) and not isinstance(value, ModuleType):
+            members.append(ENCODE({key: _converted(value)})[1:-1])
+    body = (f'{own[:-1]},"children":{children_text},{fields[1:-1]},"internal_data":{{{",".join(members)}}},'
+            f'{rest[1:]}')
+    return body, _Texts(children_text, lists)
+
+
+# A list this long is kept as text between dumps (`_Texts`).
+_LONG = 16
+
+
+def _list_text(value: list, kept: tuple[list, str] | None) -> tuple[list, str]:
+    """(a copy of `value`, its JSON text as `ENCODE(_converted(value))` writes it), from `kept`, the copy and text
+    of an earlier encoding, when `value` begins with the very objects it held: only the new tail is encoded."""
+    if kept is not None:
+        items, text = kept
+        n = len(items)
+        if len(value) >= n and all(map(is_, value[:n], items)):
+            tail = value[n:]
+            if not tail:
+                return items, text
+            tail_text = ENCODE(_converted(tail))
+            return value[:], (f"{text[:-1]},{tail_text[1:]}" if n else tail_text)
+    return value[:], ENCODE(_converted(value))
 
 
 _TASK_TYPENAME = REGISTRY.typenames[Task]

@@ -90,10 +90,12 @@ def approval(items):
     return workflow, spec, subs
 
 
-def test_every_dump_of_a_multi_instance_approval_matches_the_stock_state():
+@pytest.mark.parametrize("items", [6, 40])
+def test_every_dump_of_a_multi_instance_approval_matches_the_stock_state(items):
     # Each completion merges the child's data into the multi-instance parent, which shifts the other children's
-    # deltas: reused task texts must follow, or a reload would hand a task its sibling's item.
-    workflow, spec, subs = approval([{"sku": f"SKU-{n}", "qty": n} for n in range(6)])
+    # deltas: reused task texts must follow, or a reload would hand a task its sibling's item. At 40 items the
+    # parent's children and merged ids are long lists, whose texts are kept and extended between dumps.
+    workflow, spec, subs = approval([{"sku": f"SKU-{n}", "qty": n} for n in range(items)])
     stored = Stored()
     assert canonical(stored.dump(workflow)) == canonical(stock_state(workflow))
     assert canonical(state_to_json(workflow)) == canonical(stock_state(workflow))
