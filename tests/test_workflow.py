@@ -167,3 +167,42 @@ def test_the_copy_on_write_merge_gives_the_stock_values_and_leaves_its_inputs_al
     assert b == b_before  # nothing taken from b is changed
     for key, value in nested_before.items():
         assert a_nested[key] == value  # the nested objects a held before are not changed in place
+
+
+@pytest.mark.parametrize("order", ["in order", "reversed", "shuffled", "one cancelled"])
+def test_multi_instance_completion_is_answered_as_the_stock_method_answers_it(order):
+    # engine.workflow's children_complete starts from the child found unfinished last time (the stock method
+    # lists every child on every merge): whatever the order the items are approved in, it answers the same.
+    import random
+
+    from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import ParallelMultiInstanceTask
+
+    from engine.workflow import _stock_children_complete
+
+    parser = DealflowParser()
+    parser.add_bpmn_file(str(ROOT / "tests" / "bpmn" / "approvals.bpmn"))
+    workflow = DealflowWorkflow(parser.get_spec("approvals"), parser.get_subprocess_specs("approvals"))
+    workflow.task_tree.data["items"] = [{"sku": f"SKU-{n}", "qty": n} for n in range(12)]
+    workflow.do_engine_steps()
+    children = [t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.manual]
+    parent = workflow.tasks[children[0]._parent]
+    spec = parent.task_spec
+    assert isinstance(spec, ParallelMultiInstanceTask)
+    if order == "reversed":
+        children.reverse()
+    elif order == "shuffled":
+        random.Random(7).shuffle(children)
+    elif order == "one cancelled":
+        children[5].cancel()
+    answers = []
+    for child in children:
+        for _ in range(2):  # the second time from the remembered child
+            answers.append(spec.children_complete(parent))
+            assert answers[-1] == _stock_children_complete(spec, parent)
+        if child.state == TaskState.READY:
+            child.data["ok"] = True
+            child.run()
+            workflow.do_engine_steps()
+    assert spec.children_complete(parent) == _stock_children_complete(spec, parent) == (order != "one cancelled")
+    assert workflow.is_completed() == (order != "one cancelled")
+    assert not any(answers)
