@@ -41,6 +41,9 @@ from engine.models import HumanTask
 from engine.models import InstanceStatus
 from engine.models import ProcessInstance
 from engine.models import TaskStatus
+from engine.open_tasks import WINDOW
+from engine.open_tasks import Window
+from engine.open_tasks import Windows
 from engine.runtime import WorkflowCache
 from engine.runtime import is_human
 from engine.runtime import iter_tasks
@@ -58,7 +61,6 @@ from engine.status import ensure_active
 from engine.status import transition
 from engine.sweep import JobCommands
 from engine.task_rows import touch
-from engine.views import OPEN_TASKS_IN_VIEW
 from engine.views import InstanceView
 from engine.views import TaskView
 
@@ -95,6 +97,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
         self._service_lease = service_lease
         self._mail_directory = mail_directory
         self._listener = listener
+        self._windows = Windows()
         super().__init__(session_factory, spec_cache or SpecCache(), make_script_engine(script_pool, self._clock),
                          WorkflowCache(DEFAULT_WORKFLOW_CACHE if workflow_cache is None else workflow_cache))
 
@@ -203,13 +206,15 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             outcome.changes.cancelled_human_ids[:] = [t for t in outcome.changes.cancelled_human_ids if t != task.id]
             view = self._persist(session, instance, workflow, outcome, recorder, now, loaded if answer else None,
                                  writes=lambda batch: inbox.close(batch, row, TaskStatus.COMPLETED, actor.username,
-                                                                  now), locked=True)
+                                                                  now), locked=True, closed=row.id)
         self._keep(instance, workflow)
         return view
 
     def _keep(self, instance: ProcessInstance, workflow) -> None:
-        """After a commit: keep the workflow of an instance that will see more commands."""
+        """After a commit: keep the workflow of an instance that will see more commands, with the window of open
+        tasks its command left (true for the instance row as committed)."""
         if instance.status not in FINAL:
+            self._windows.seal(workflow, (instance.lock_version, instance.audit_seq))
             self._workflows.put(instance.id, instance.lock_version, workflow)
 
     def claim_task(self, task_id: str, *, actor: Actor, authorize: Authorize | None = None) -> TaskView:
@@ -315,30 +320,45 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             reminders.mark_read(session, notification_id, actor.username, actor.groups, now)
 
     def _persist(self, session, instance, workflow, outcome, recorder, now, loaded=None,
-                 writes=None, locked=False) -> InstanceView | None:
+                 writes=None, locked=False, closed: str | None = None) -> InstanceView | None:
         """step.persist; with `loaded`, also the instance's view, built in memory before the audit head is locked.
-        `locked`: this transaction inserted the instance or read its row FOR UPDATE (see step.persist)."""
+        `locked`: this transaction inserted the instance or read its row FOR UPDATE (see step.persist).
+        `closed`: the task row that `writes` closes (a completion's)."""
+        # The window of open tasks the last command left, if the instance row is still as it left it.
+        key = None if instance.id is None else (instance.lock_version, instance.audit_seq)
+        window = self._windows.take(workflow, key)
         view = None
         if loaded is not None:
-            def view(new_rows):
-                return self._view_after(session, instance, loaded, workflow, new_rows)
+            def view(new_rows, cancelled):
+                removed = {str(task_id) for task_id in outcome.changes.cancelled_human_ids}
+                if closed is not None:
+                    removed.add(closed)
+                return self._view_after(session, instance, loaded, workflow, new_rows, window, removed,
+                                        cancelled + (closed is not None))
         return step.persist(session, instance, workflow, outcome, recorder, now, self._reminder_before, view,
                             self._handlers, self._listener, writes, locked)
 
-    def _view_after(self, session: Session, instance: ProcessInstance, loaded, workflow,
-                    new_rows: list[HumanTask]) -> InstanceView:
+    def _view_after(self, session: Session, instance: ProcessInstance, loaded, workflow, new_rows: list[HumanTask],
+                    window: Window | None, removed: set[str], removed_count: int) -> InstanceView:
         """What get_instance would answer after this command, without a second transaction or deserialization.
 
-        The open tasks are the rows this command created, unless the workflow has other ready user tasks
-        (parallel branches, multi-instance): then they are read, in the transaction, as get_instance reads them.
-        Either way the view lists the oldest OPEN_TASKS_IN_VIEW and counts them all.
+        The open tasks come from the window the last command left (`open_tasks.Window`), moved on by the rows this
+        command took out of the open ones (`removed`: ids, `removed_count` in all) and the rows it created. Without
+        a window, they are the rows it created, unless the workflow has other ready user tasks (parallel branches,
+        multi-instance): then, or when the window runs short, they are read, in the transaction, as get_instance
+        reads them. Either way the view lists the oldest OPEN_TASKS_IN_VIEW and counts them all; the window is
+        kept with the workflow for the next command (`_keep`).
         """
+        added = [TaskView.of(row) for row in new_rows]
+        if window is not None:
+            window = window.follow(removed, removed_count, added)
         # Every row this command created is a ready user task: any more of them were there before.
-        if _more_ready_human_tasks(workflow, len(new_rows)):
-            tasks, count = queries.open_task_views(session, instance.id)
-        else:
-            oldest = sorted(new_rows, key=lambda row: (row.created_at, row.id))[:OPEN_TASKS_IN_VIEW]
-            tasks, count = [TaskView.of(row) for row in oldest], len(new_rows)
+        elif not _more_ready_human_tasks(workflow, len(new_rows)):
+            window = Window([], 0).follow(set(), 0, added)
+        if window is None or not window.enough:
+            window = Window(*queries.open_task_views(session, instance.id, WINDOW))
+        self._windows.put(workflow, window)
+        tasks, count = window.view()
         return queries.instance_view(instance, loaded, workflow, tasks, count, detach=self._workflows.maxsize > 0)
 
     def _task_row(self, session: Session, task_id: str) -> HumanTask:

@@ -172,11 +172,13 @@ def close(batch: Batch, row: HumanTask, status: TaskStatus, actor: str | None, n
     row.status, row.completed_at, row.completed_by = status, now, actor
 
 
-def cancel_rows(session: Session, task_ids: list[str], now: datetime) -> None:
-    if task_ids:
-        session.execute(
-            update(HumanTask)
-            .where(HumanTask.id.in_(task_ids), HumanTask.status == TaskStatus.OPEN)
-            .values(status=TaskStatus.CANCELLED, completed_at=now)
-            .execution_options(synchronize_session=False)
-        )
+def cancel_rows(session: Session, task_ids: list[str], now: datetime) -> int:
+    """Cancel the open rows among `task_ids`; how many there were."""
+    if not task_ids:
+        return 0
+    return session.execute(
+        update(HumanTask)
+        .where(HumanTask.id.in_(task_ids), HumanTask.status == TaskStatus.OPEN)
+        .values(status=TaskStatus.CANCELLED, completed_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount

@@ -32,6 +32,7 @@ from engine.models import InstanceStatus
 from engine.models import ProcessInstance
 from engine.models import TaskCandidate
 from engine.models import TaskStatus
+from engine.open_tasks import WINDOW
 from engine.runtime import WorkflowCache
 from engine.runtime import element_ids
 from engine.runtime import load_workflow
@@ -129,8 +130,9 @@ def task_query(f: TaskFilter) -> Select:
 
 _TASK_FIELDS = [HumanTask.__table__.c[name] for name in TaskView.__dataclass_fields__ if name != "variables"]
 _OPEN = (HumanTask.instance_id == bindparam("b_instance"), HumanTask.status == TaskStatus.OPEN)
-# One row more than a view lists: it tells whether the count needs a query of its own.
-_OPEN_TASKS = Prepared(select(*_TASK_FIELDS).where(*_OPEN).order_by(*SORTS["created"]).limit(OPEN_TASKS_IN_VIEW + 1))
+# One row more than they list: it tells whether the count needs a query of its own.
+_OPEN_TASKS = {limit: Prepared(select(*_TASK_FIELDS).where(*_OPEN).order_by(*SORTS["created"]).limit(limit + 1))
+               for limit in (OPEN_TASKS_IN_VIEW, WINDOW)}
 _OPEN_TASK_COUNT = Prepared(select(func.count().label("n")).select_from(HumanTask).where(*_OPEN))
 
 
@@ -138,16 +140,17 @@ _INSTANCE_STATE = select(ProcessInstance.definition_id, ProcessInstance.lock_ver
     ProcessInstance.id == bindparam("b_id"))
 
 
-def open_task_views(session: Session, instance_id: int) -> tuple[list[TaskView], int]:
-    """The instance's oldest open tasks (at most OPEN_TASKS_IN_VIEW) as plain rows, and how many it has in all.
+def open_task_views(session: Session, instance_id: int, limit: int = OPEN_TASKS_IN_VIEW) -> tuple[list[TaskView], int]:
+    """The instance's oldest open tasks (at most `limit`: OPEN_TASKS_IN_VIEW, or open_tasks.WINDOW) as plain rows,
+    and how many it has in all.
 
-    The count is a second query only when there are more than a view lists: most instances have a few open tasks,
-    and every command's answer reads them.
+    The count is a second query only when there are more than that: most instances have a few open tasks, and
+    every command's answer reads them.
     """
     params = {"b_instance": instance_id}
-    rows = _OPEN_TASKS.all(session, params)
-    count = len(rows) if len(rows) <= OPEN_TASKS_IN_VIEW else _OPEN_TASK_COUNT.first(session, params)["n"]
-    return [TaskView.of_columns(row) for row in rows[:OPEN_TASKS_IN_VIEW]], count
+    rows = _OPEN_TASKS[limit].all(session, params)
+    count = len(rows) if len(rows) <= limit else _OPEN_TASK_COUNT.first(session, params)["n"]
+    return [TaskView.of_columns(row) for row in rows[:limit]], count
 
 
 def _detached(value: Any) -> Any:

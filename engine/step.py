@@ -108,14 +108,15 @@ def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
 
 def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, outcome: Outcome,
             recorder: Recorder, now: datetime, reminder_before: timedelta = reminders.DEFAULT_BEFORE,
-            view: Callable[[list[HumanTask]], T] | None = None, registry: HandlerRegistry | None = None,
+            view: Callable[[list[HumanTask], int], T] | None = None, registry: HandlerRegistry | None = None,
             listener: Listener | None = None, writes: Callable[[Batch], None] | None = None,
             locked: bool = False) -> T | None:
     """Write the instance state, the new and cancelled inbox rows, the status and the audit trail.
 
     A new instance is inserted here, once, with its final state (no insert-then-update). `view(new_rows)`, if
     given, runs after every write but the audit trail, and its result is returned: the caller's answer is built
-    from what is in memory, and the audit trail's head (the instance's, or the log's) is locked last.
+    from what is in memory, and the audit trail's head (the instance's, or the log's) is locked last. It is also
+    told how many open rows the command cancelled.
     `writes(batch)` adds the command's own writes to the batch of the instance and inbox rows (one round trip on
     PostgreSQL).
     `locked`: the instance was inserted by this transaction or read FOR UPDATE with its audit head (a plain object,
@@ -154,14 +155,14 @@ def persist(session: Session, instance: ProcessInstance, workflow: BpmnWorkflow,
     recorder.records.extend(service_jobs.sync_service_jobs(
         session, instance.id, workflow, outcome.services_before, service_jobs.waiting_services(workflow), registry,
         now, recorder.actor))
-    inbox.cancel_rows(session, [str(tid) for tid in outcome.changes.cancelled_human_ids], now)
+    cancelled = inbox.cancel_rows(session, [str(tid) for tid in outcome.changes.cancelled_human_ids], now)
     if listener is not None:
         events = events_of(outcome.changes.completed, instance, recorder.actor, now)
         if events:
             recorder.records.extend(listener(session, events) or [])
     _record_tasks(recorder, new_rows, outcome)
     _record_status(recorder, new_status, failure)
-    result = view(new_rows) if view is not None else None
+    result = view(new_rows, cancelled) if view is not None else None
     audit.append(session, recorder.records, instance if locked else None)
     return result
 

@@ -86,3 +86,55 @@ def test_a_completion_without_an_answer_does_the_same_work(approve, engine, sess
     assert engine.complete_task(ids[1], actor=ALICE, data={"ok": True}, answer=False) is None
     assert engine.complete_task(ids[2], actor=ALICE, data={"ok": True}).status == "completed"
     assert [e.event for e in engine.history(started.id)].count("task_completed") == 3
+
+
+def _as_read(engine, session_factory, clock, instance_id: int):
+    """What an engine with nothing cached reads of the instance's open tasks."""
+    view = Engine(session_factory, clock=clock).get_instance(instance_id)
+    return [t.to_dict() for t in view.open_tasks], view.open_task_count
+
+
+@pytest.mark.parametrize("order", ["oldest first", "newest first", "shuffled"])
+def test_a_cached_engine_answers_every_approval_with_the_open_tasks_the_database_holds(
+        approve, session_factory, clock, script_pool, order):
+    # An engine that keeps workflows keeps each one's window of oldest open tasks (engine.open_tasks) and moves it
+    # on by what each command did, reading the rows again only when it runs short: whatever the order the items
+    # are approved in, every answer is what a cold engine reads from the database.
+    import random
+
+    cached = Engine(session_factory, clock=clock, script_pool=script_pool, workflow_cache=8)
+    items = 2 * OPEN_TASKS_IN_VIEW + 25
+    view = cached.start_instance("approvals", actor=ALICE, variables={"items": [f"i-{n}" for n in range(items)]})
+    ids = _all_open(cached, view.id)
+    if order == "newest first":
+        ids.reverse()
+    elif order == "shuffled":
+        random.Random(3).shuffle(ids)
+    for n, task_id in enumerate(ids):
+        view = cached.complete_task(task_id, actor=ALICE, data={"ok": True})
+        if n % 5 == 0 or len(ids) - n < OPEN_TASKS_IN_VIEW + 3:
+            assert ([t.to_dict() for t in view.open_tasks], view.open_task_count) == \
+                _as_read(cached, session_factory, clock, view.id)
+    assert view.status == "completed" and (view.open_tasks, view.open_task_count) == ([], 0)
+
+
+def test_a_claim_or_assignment_between_commands_shows_in_the_next_answer(
+        approve, session_factory, clock, script_pool):
+    # A claim writes a task row without a command on its instance; it is audited on the instance's trail, so the
+    # window the last command left no longer stands for the rows and the next answer reads them, whichever
+    # process (engine) made the claim.
+    cached = Engine(session_factory, clock=clock, script_pool=script_pool, workflow_cache=8)
+    other = Engine(session_factory, clock=clock, script_pool=script_pool, workflow_cache=8)
+    view = cached.start_instance("approvals", actor=ALICE, variables={"items": [f"i-{n}" for n in range(8)]})
+    first, second, third = [t.id for t in view.open_tasks[:3]]
+    view = cached.complete_task(first, actor=ALICE, data={"ok": True})
+    other.claim_task(second, actor=ALICE)
+    view = cached.complete_task(third, actor=ALICE, data={"ok": True})
+    assert {t.id: t.assignee for t in view.open_tasks}[second] == "alice"
+    cached.unclaim_task(second, actor=ALICE)
+    cached.assign_task(view.open_tasks[-1].id, "bob", actor=actor("sue", roles=("supervisor",)))
+    view = cached.complete_task(view.open_tasks[2].id, actor=ALICE, data={"ok": True})
+    assert ([t.to_dict() for t in view.open_tasks], view.open_task_count) == \
+        _as_read(cached, session_factory, clock, view.id)
+    assert {t.id: t.assignee for t in view.open_tasks}[second] is None
+    assert view.open_tasks[-1].assignee == "bob"
