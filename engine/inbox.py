@@ -1,4 +1,9 @@
-"""The inbox side of user tasks: rows for new tasks, who may act on one, claim/unclaim/assign."""
+"""The inbox side of user tasks: rows for new tasks, who may act on one, claim/unclaim/assign.
+
+Every write to a task row is made by a command on its instance (which bumps the instance's lock_version) or is
+audited on the instance's trail (a claim, unclaim or assignment moves its audit_seq): the window of open tasks an
+engine keeps with a cached workflow relies on it (`engine.open_tasks`).
+"""
 
 import copy
 from datetime import datetime
