@@ -150,6 +150,7 @@ def save_workflow(session: Session, instance, workflow: BpmnWorkflow) -> None:
 _OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED
 _CHANGED = attrgetter("last_state_change")
 _ACTIVE = _OPEN | TaskState.ERROR
+_COMPLETED = TaskState.COMPLETED
 
 
 def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -176,7 +177,7 @@ def element_ids(workflow: BpmnWorkflow) -> tuple[list[str], list[str]]:
     """(active, completed) BPMN element ids, for drawing the path on the diagram."""
     # Sets of specs first (hashed by identity, one per element however many tasks it has), then their ids.
     active = {t.task_spec for t in iter_tasks(workflow) if t._state & _ACTIVE}
-    completed = {t.task_spec for t in iter_tasks(workflow) if t._state == TaskState.COMPLETED}
+    completed = {t.task_spec for t in iter_tasks(workflow) if t._state == _COMPLETED}
     return _bpmn_ids(active), _bpmn_ids(completed)
 
 

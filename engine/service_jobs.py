@@ -40,10 +40,13 @@ def topic_of(task: SpiffTask) -> str | None:
     return extensions.get("topic") if extensions.get("type") == "external" else None
 
 
+_STARTED = TaskState.STARTED
+
+
 def waiting_services(workflow: BpmnWorkflow) -> ServiceMap:
     """Every external task parked in STARTED, waiting for its handler."""
     return {str(task.id): task.task_spec.bpmn_id for task in iter_tasks(workflow)
-            if task._state == TaskState.STARTED and topic_of(task) is not None}
+            if task._state == _STARTED and topic_of(task) is not None}
 
 
 def retry_policy(task_properties: dict, default: RetryPolicy) -> RetryPolicy:

@@ -19,6 +19,7 @@ from SpiffWorkflow.util.deep_merge import DeepMerge
 
 from engine.registry import ENCODE
 from engine.registry import REGISTRY
+from engine.values import detached
 
 
 def workflows(workflow) -> Iterator[tuple[str, Any]]:
@@ -30,8 +31,8 @@ def workflows(workflow) -> Iterator[tuple[str, Any]]:
 
 # A task's stored row as the dump knows it. `cheap`: the task's own fields but its data, None when loaded and not
 # compared yet; `content`: the data fingerprint (`_content_of`); `delta`: the keys of its data's delta against its
-# parent's ((updated, deleted), None without a parent); `sig`: its data's fingerprint per key (`_signature`), kept
-# for tasks with children that are checked in full.
+# parent's ((updated, deleted), None without a parent); `sig`: a copy of its data (`_snapshot`), kept for tasks with
+# children that are checked in full.
 class Entry(NamedTuple):
     cheap: tuple | None
     content: bytes | str | None
@@ -39,7 +40,7 @@ class Entry(NamedTuple):
     texts: "_Texts | None"
     seq: int
     delta: tuple[frozenset, frozenset] | None
-    sig: dict[str, bytes | str] | None
+    sig: dict[str, Any] | None
 
 
 class _Texts(NamedTuple):
@@ -82,7 +83,7 @@ class TaskRows:
     - every task that is new, not quiet, touched, or whose state, timestamp or children moved since the last dump
       (one comprehension over the task map finds them: the quiet tasks' marks are kept);
     - a quiet child of a checked task whose data changed at a key where the child's delta could change: each
-      checked task with children keeps a fingerprint of its data per key (`_signature`), and its quiet children
+      checked task with children keeps a copy of its data (`_snapshot`), and its quiet children
       look only at the keys that changed (`_unaffected`).
 
     A full check compares the delta and the internal data by a type-exact fingerprint (`_content_of`: True is not
@@ -204,15 +205,13 @@ class TaskRows:
                 body, texts = _task_json(task, parent, texts, cheap[6])
                 if body != entry.body:
                     rows.upserts.append({"id": str(task.id), "workflow": key_of_workflow, "seq": seq, "body": body})
-        sig = _signature(task) if cheap[6] else None
+        keys, sig = _snapshot(task.data, entry.sig if entry is not None else None) if cheap[6] else (_ALL, None)
         rows.entries[task] = Entry(cheap, content, body, texts, seq, delta, sig)
         if state & _QUIET_STATES or (state == TaskState.READY and task.task_spec.manual):
             rows.marks[task] = (state, cheap[1], cheap[6])
         else:
             rows.marks.pop(task, None)
-        if entry is None or sig is None:
-            return _ALL
-        return _changed_keys(entry.sig, sig)
+        return keys
 
 
 @dataclass
@@ -239,28 +238,36 @@ def _written(rows: _Rows) -> tuple:
     return sorted((row["id"], row["body"]) for row in rows.upserts), sorted(rows.deletes)
 
 
-def _signature(task) -> dict[str, bytes | str]:
-    """The task's data, fingerprinted per key (type-exact, as `_content_of`)."""
-    sig = {}
-    for name, value in task.data.items():
-        try:
-            sig[name] = marshal.dumps(value, 2)
-        except ValueError:
-            sig[name] = repr(value)
-    return sig
+def _snapshot(data: dict, old: dict | None) -> tuple[Any, dict]:
+    """(the keys at which `data` changed since `old`, a snapshot of it, was taken; a snapshot of `data` now).
 
-
-def _changed_keys(old: dict | None, new: dict) -> Any:
-    """The keys whose value changed, appeared or went between two signatures; _ALL if unknown, or if the keys
-    that stayed changed their order (a delta lists its deletions in the parent's key order)."""
-    if old is None:
-        return _ALL
-    keys = {name for name, value in new.items() if old.get(name, _MISSING) != value}
-    if list(old) != list(new):  # keys came, went or moved
-        if [name for name in new if name in old] != [name for name in old if name in new]:
-            return _ALL
-        keys.update(name for name in old if name not in new)
-    return keys
+    A snapshot holds a deep copy of each value. A value still equal (==) to its copy is taken as unchanged, and
+    the copy is kept: a children's delta is made by comparing with != (DeepMerge.get_updated_keys), so a change
+    that keeps the value equal cannot move a child's value in or out of its delta. Comparing costs a fraction of
+    fingerprinting the value again (a multi-instance parent's 300-item input, on every completion).
+    The keys are _ALL when there is no `old`, or when the keys that stayed changed their order (a delta lists its
+    deletions in the parent's key order); else those whose value changed, appeared or went.
+    """
+    snap: dict[str, Any] = {}
+    keys: Any = _ALL if old is None else set()
+    for name, value in data.items():
+        if old is not None:
+            kept = old.get(name, _MISSING)
+            if kept is not _MISSING:
+                try:
+                    same = not value != kept
+                except Exception:  # noqa: BLE001 - a value that cannot be compared has changed, for all we know
+                    same = False
+                if same:
+                    snap[name] = kept
+                    continue
+            keys.add(name)
+        snap[name] = detached(value)
+    if old is not None and list(old) != list(data):  # keys came, went or moved
+        if [name for name in data if name in old] != [name for name in old if name in data]:
+            return _ALL, snap
+        keys.update(name for name in old if name not in data)
+    return keys, snap
 
 
 def _unaffected(task, parent, keys, entry: Entry) -> bool:

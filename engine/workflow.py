@@ -24,6 +24,8 @@ from SpiffWorkflow.util.deep_merge import DeepMerge
 _MAX_DEPTH = 1000
 # The iterator only descends into a task in at least this state when asked for READY or WAITING tasks.
 _MIN_STATE = TaskState.FUTURE
+# Module constants: a comprehension over hundreds of tasks would look each up on the class per task.
+_READY, _WAITING, _NOT_FINISHED = TaskState.READY, TaskState.WAITING, TaskState.NOT_FINISHED_MASK
 
 
 class DealflowWorkflow(BpmnWorkflow):
@@ -37,7 +39,7 @@ class DealflowWorkflow(BpmnWorkflow):
         # Workflow.is_completed walks the tree (in order: past every finished task) to the first unfinished one.
         if not self.completed:
             for task in self.tasks.values():
-                if task._state & TaskState.NOT_FINISHED_MASK:
+                if task._state & _NOT_FINISHED:
                     return False if _reachable(task, TaskState.MAYBE) else super().is_completed()
             self.completed = True
         return self.completed
@@ -45,7 +47,7 @@ class DealflowWorkflow(BpmnWorkflow):
     def update_waiting_tasks(self) -> None:
         # Workflow.update_waiting_tasks walks this workflow's tree (not its sub-processes') for WAITING tasks.
         for task in self.tasks.values():
-            if task._state & TaskState.WAITING:
+            if task._state & _WAITING:
                 return super().update_waiting_tasks()
         return None
 
@@ -53,7 +55,7 @@ class DealflowWorkflow(BpmnWorkflow):
         # With a sub-process alive the walk interleaves its tasks with ours: the library's code decides.
         if self.subprocesses:
             return super()._do_engine_steps(will_complete_task, did_complete_task)
-        ready = [t for t in self.tasks.values() if t._state & TaskState.READY and not t.task_spec.manual]
+        ready = [t for t in self.tasks.values() if t._state & _READY and not t.task_spec.manual]
         if len(ready) > 1 or (ready and not _reachable(ready[0], _MIN_STATE)):
             return super()._do_engine_steps(will_complete_task, did_complete_task)
         for task in ready:

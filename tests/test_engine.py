@@ -219,14 +219,14 @@ def test_each_multi_instance_task_sees_its_own_item(engine, session_factory):
 
 
 def test_the_variables_an_answer_carries_are_deep_copies_that_keep_their_types():
-    from engine.queries import _detached
+    from engine.values import detached
 
     plain = {"items": [{"sku": "A", "qty": 1}], "flags": [True, 1, 1.0, None], "note": "x"}
     typed = {"lines": [{"until": date(2027, 1, 31)}], "price": Decimal("1.50")}  # marshal refuses these: pickle
     for value in (plain, typed):
-        copied = _detached(value)
+        copied = detached(value)
         assert copied == value and copied is not value
         assert all(copied[key] is not value[key] for key in value if isinstance(value[key], list | dict))
-    copied = _detached(plain)
+    copied = detached(plain)
     assert [type(flag) for flag in copied["flags"]] == [bool, int, float, type(None)]
-    assert type(_detached(typed)["lines"][0]["until"]) is date and type(_detached(typed)["price"]) is Decimal
+    assert type(detached(typed)["lines"][0]["until"]) is date and type(detached(typed)["price"]) is Decimal

@@ -145,6 +145,38 @@ def test_an_untouched_change_to_a_quiet_task_fails_the_verified_dump():
         stored.dump(workflow)
 
 
+@pytest.mark.parametrize(("before", "after", "changed"), [
+    # A value changed inside is a changed key; one that came or went too.
+    ({"items": [{"qty": 1}], "ok": True}, {"items": [{"qty": 2}], "ok": True}, {"items"}),
+    ({"items": [1]}, {"items": [1], "item": 2}, {"item"}),
+    ({"items": [1], "item": 2}, {"items": [1]}, {"item"}),
+    # Equal values are unchanged, even of another type: a child's delta compares with !=, so it cannot move.
+    ({"n": 1, "l": [1.0]}, {"n": True, "l": [1]}, set()),
+    # Keys that stayed but moved: every key (a delta lists its deletions in the parent's key order).
+    ({"a": 1, "b": 2}, {"b": 2, "a": 1}, "all"),
+])
+def test_a_parent_snapshot_tells_the_keys_where_a_childs_delta_can_change(before, after, changed):
+    # A task with children keeps a snapshot of its data (engine.task_rows._snapshot): its quiet children are
+    # looked at only at the keys it tells.
+    from engine.task_rows import _ALL
+    from engine.task_rows import _snapshot
+
+    keys, snap = _snapshot(before, None)
+    assert keys is _ALL and snap == before
+    keys, _ = _snapshot(after, snap)
+    assert keys == (_ALL if changed == "all" else changed)
+
+
+def test_a_parent_snapshot_sees_a_change_made_in_place():
+    from engine.task_rows import _snapshot
+
+    data = {"items": [{"sku": "A", "qty": 1}], "ok": True}
+    _, snap = _snapshot(data, None)
+    data["items"][0]["qty"] = 2  # the snapshot holds copies: the change shows against them
+    keys, snap = _snapshot(data, snap)
+    assert keys == {"items"} and snap["items"] == [{"sku": "A", "qty": 2}] and snap["items"] is not data["items"]
+
+
 def test_a_reloaded_workflow_dumps_the_same_and_finishes():
     workflow, spec, subs = approval(["chair", "desk", "lamp"])
     ready_user_tasks(workflow)[1].data["ok"] = True
