@@ -28,7 +28,8 @@ class Window:
     It stands for the rows while the instance row is as the last command left it. A task row is written only by
     a command on its instance, which bumps the instance's lock_version, or by a claim, unclaim or assignment,
     which is audited on the instance's trail and so moves its audit_seq: a window whose key is not the row's as
-    the next command locked it is dropped, and that command reads the rows.
+    the next command locked it is dropped, and that command reads the rows. Answers share its task views, as the
+    rows of one read share their parsed forms: callers only read them.
     """
 
     tasks: list[TaskView]
