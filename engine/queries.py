@@ -35,6 +35,7 @@ from engine.runtime import load_workflow
 from engine.runtime import variables_of
 from engine.sql import Prepared
 from engine.values import detached
+from engine.values import frozen
 from engine.views import OPEN_TASKS_IN_VIEW
 from engine.views import EventView
 from engine.views import InstanceView
@@ -154,8 +155,9 @@ def instance_view(instance: ProcessInstance, loaded: LoadedSpec, workflow, open_
                   open_task_count: int, *, detach: bool = False) -> InstanceView:
     """The view of an instance from its row, its workflow, its oldest open tasks and how many it has in all.
 
-    `detach` copies the variables deeply: a workflow that stays cached must not share objects with an answer that
-    another thread may still be serializing while the next command changes them.
+    `detach` copies the variables deeply (`values.frozen`: taken now, built when first read): a workflow that stays
+    cached must not share objects with an answer that another thread may still be serializing while the next
+    command changes them.
     """
     active, completed = element_ids(workflow)
     variables = variables_of(workflow)
@@ -164,7 +166,7 @@ def instance_view(instance: ProcessInstance, loaded: LoadedSpec, workflow, open_
         definition_id=instance.definition_id, business_key=instance.business_key,
         status=instance.status, started_at=instance.started_at, started_by=instance.started_by,
         ended_at=instance.ended_at, error_message=instance.error_message, open_task_count=open_task_count,
-        variables=detached(variables) if detach else variables, open_tasks=open_tasks,
+        variables=frozen(variables) if detach else variables, open_tasks=open_tasks,
         active_elements=active, completed_elements=completed,
     )
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.models import AuditEvent
 from engine.models import HumanTask
+from engine.values import Frozen
 
 # An instance view lists at most this many open tasks, the oldest first, and counts them all (`open_task_count`):
 # a multi-instance approval over hundreds of items would otherwise answer every completion with every task. The
@@ -71,6 +72,25 @@ class TaskView(_View):
         return view
 
 
+class _Thawed:
+    """A dataclass field that may be given a `values.Frozen` copy: it is built into the value when first read, and
+    kept (every reader sees that one value, as for any other field). None stands for an empty dict."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self._slot = f"_{name}"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return None  # the field's default
+        value = obj.__dict__[self._slot]
+        if isinstance(value, Frozen):
+            value = obj.__dict__[self._slot] = value.thaw()
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self._slot] = {} if value is None else value
+
+
 @dataclass(frozen=True)
 class InstanceView(_View):
     id: int
@@ -85,7 +105,8 @@ class InstanceView(_View):
     error_message: str | None
     # How many open tasks the instance has in all; `open_tasks` holds the oldest OPEN_TASKS_IN_VIEW of them.
     open_task_count: int
-    variables: dict[str, Any] = field(default_factory=dict)
+    # The process data after the command; an answer built in a command holds a frozen copy until it is read.
+    variables: dict[str, Any] = _Thawed()  # noqa: RUF009 - a descriptor, not a shared default
     open_tasks: list[TaskView] = field(default_factory=list)
     active_elements: list[str] = field(default_factory=list)
     completed_elements: list[str] = field(default_factory=list)

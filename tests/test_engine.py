@@ -230,3 +230,25 @@ def test_the_variables_an_answer_carries_are_deep_copies_that_keep_their_types()
     copied = detached(plain)
     assert [type(flag) for flag in copied["flags"]] == [bool, int, float, type(None)]
     assert type(detached(typed)["lines"][0]["until"]) is date and type(detached(typed)["price"]) is Decimal
+
+
+def test_an_answer_keeps_the_variables_of_its_own_command_until_it_is_read(session_factory, clock, script_pool):
+    # With workflows cached, an answer holds a frozen copy of the process data (engine.values.Frozen), built when
+    # it is first read: read after later commands, it still shows the data as its own command left it.
+    from engine.engine import Engine
+    from engine.values import frozen
+
+    data = {"items": [{"sku": "A", "qty": 1}]}
+    copy = frozen(data)
+    data["items"][0]["qty"] = 2
+    assert copy.thaw() == {"items": [{"sku": "A", "qty": 1}]}
+
+    deploy(session_factory, "approvals.bpmn")
+    cached = Engine(session_factory, clock=clock, script_pool=script_pool, workflow_cache=8)
+    admin = actor("sue", roles=("admin",))
+    view = cached.start_instance("approvals", actor=DESIGNER, variables={"items": ["chair", "desk", "lamp"]})
+    first = cached.set_variables(view.id, {"note": {"text": "first"}}, actor=admin)
+    second = cached.set_variables(view.id, {"note": {"text": "second"}}, actor=admin)
+    cached.complete_task(view.open_tasks[0].id, actor=ALICE, data={"ok": True})
+    assert first.variables["note"] == {"text": "first"} and second.variables["note"] == {"text": "second"}
+    assert first.to_dict()["variables"]["items"] == ["chair", "desk", "lamp"]
