@@ -241,10 +241,11 @@ def _written(rows: _Rows) -> tuple:
 def _snapshot(data: dict, old: dict | None) -> tuple[Any, dict]:
     """(the keys at which `data` changed since `old`, a snapshot of it, was taken; a snapshot of `data` now).
 
-    A snapshot holds a deep copy of each value. A value still equal (==) to its copy is taken as unchanged, and
-    the copy is kept: a children's delta is made by comparing with != (DeepMerge.get_updated_keys), so a change
-    that keeps the value equal cannot move a child's value in or out of its delta. Comparing costs a fraction of
-    fingerprinting the value again (a multi-instance parent's 300-item input, on every completion).
+    A snapshot holds a deep copy of each value (a plain scalar is its own copy). A value still equal (==) to its
+    copy is taken as unchanged, and the copy is kept: a children's delta is made by comparing with !=
+    (DeepMerge.get_updated_keys), so a change that keeps the value equal cannot move a child's value in or out of
+    its delta. Comparing costs a fraction of fingerprinting the value again (a multi-instance parent's 300-item
+    input, on every completion).
     The keys are _ALL when there is no `old`, or when the keys that stayed changed their order (a delta lists its
     deletions in the parent's key order); else those whose value changed, appeared or went.
     """
@@ -262,7 +263,7 @@ def _snapshot(data: dict, old: dict | None) -> tuple[Any, dict]:
                     snap[name] = kept
                     continue
             keys.add(name)
-        snap[name] = detached(value)
+        snap[name] = value if value.__class__ in _SCALARS else detached(value)
     if old is not None and list(old) != list(data):  # keys came, went or moved
         if [name for name in data if name in old] != [name for name in old if name in data]:
             return _ALL, snap
