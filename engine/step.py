@@ -97,8 +97,12 @@ def run(workflow: BpmnWorkflow, action: Callable[[], None] | None, recorder: Rec
 def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
     if failure:
         return InstanceStatus.ERROR
-    # The states present, from one pass over the task maps: SpiffWorkflow's tree iterator costs far more per task.
-    states = {task._state for task in iter_tasks(workflow)}
+    # The states present: from the workflow's tracker, else from one pass over the task maps (SpiffWorkflow's tree
+    # iterator costs far more per task).
+    if not workflow.subprocesses and hasattr(workflow, "states"):
+        states = workflow.states()
+    else:
+        states = {task._state for task in iter_tasks(workflow)}
     if TaskState.ERROR in states:
         return InstanceStatus.ERROR
     if workflow.is_completed():  # DealflowWorkflow's: a map scan, the flag set as SpiffWorkflow sets it

@@ -7,6 +7,7 @@ import weakref
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field
 from operator import is_
 from types import ModuleType
 from typing import Any
@@ -60,6 +61,7 @@ class _Rows:
     deletes: list[str]
     next_seq: int
     marks: dict[Any, tuple]
+    nonquiet: list = field(default_factory=list)  # the workflow's own tasks checked that are not quiet
 
 
 _ALL = object()  # every task of the workflow is touched / every key of a task's data changed
@@ -109,8 +111,12 @@ class TaskRows:
             self._stored[workflow] = _Stored(entries, {}, next_seq, set())
 
     def record(self, workflow, rows: _Rows) -> None:
+        # From now on the workflow's tracker (engine.workflow.Tracker) notes the tasks that move, if it has one.
+        tracker = workflow.tracker() if hasattr(workflow, "tracker") else None
+        if tracker is not None:
+            tracker.moved.clear()
         with self._lock:
-            self._stored[workflow] = _Stored(rows.entries, rows.marks, rows.next_seq, set())
+            self._stored[workflow] = _Stored(rows.entries, rows.marks, rows.next_seq, set(), rows.nonquiet, tracker)
 
     def touch(self, workflow, tasks: Iterable | None = None) -> None:
         """Announce data put on `tasks` (None: on any task) outside SpiffWorkflow's run of them: the next dump
@@ -149,12 +155,19 @@ class TaskRows:
             present += len(tasks)
             if everything:
                 todo = list(tasks.values())
+            elif not key_of_workflow and stored.tracks(wf):
+                # The tasks that were not quiet, and those the tracker saw move since the last dump.
+                todo = [t for t in stored.nonquiet if tasks.get(t.id) is t]
+                listed = set(todo)
+                todo.extend(t for t in stored.tracker.moved if t not in listed and tasks.get(t.id) is t)
+                if self.verify:
+                    _verify_tracked(todo, tasks, marks)
             else:
                 todo = [t for t in tasks.values()
                         if marks.get(t) != (t._state, t.last_state_change, tuple(t._children))]
-                if touched:
-                    listed = set(todo)
-                    todo.extend(t for t in touched if t not in listed and tasks.get(t.id) is t)
+            if touched and not everything:
+                listed = set(todo)
+                todo.extend(t for t in touched if t not in listed and tasks.get(t.id) is t)
             # The keys of its data that changed, per task checked in full (_ALL: unknown, or all).
             changed: dict[Any, Any] = {}
             for task in todo:
@@ -211,6 +224,8 @@ class TaskRows:
             rows.marks[task] = (state, cheap[1], cheap[6])
         else:
             rows.marks.pop(task, None)
+            if not key_of_workflow:
+                rows.nonquiet.append(task)
         return keys
 
 
@@ -220,6 +235,22 @@ class _Stored:
     marks: dict[Any, tuple]  # the quiet tasks' (state, last_state_change, children) at the last dump
     next_seq: int
     touched: Any  # a set of tasks, or _ALL
+    nonquiet: list | None = None  # the workflow's own tasks that were not quiet at the last dump
+    tracker: Any = None  # the workflow's tracker since the last dump (engine.workflow.Tracker)
+
+    def tracks(self, workflow) -> bool:
+        """Whether the tracker has seen every move of the workflow's own tasks since the last dump: it is still the
+        workflow's, and still over its task map."""
+        tracker = self.tracker
+        return (tracker is not None and self.nonquiet is not None and workflow.__dict__.get("_tracker") is tracker
+                and tracker.tasks is workflow.tasks and tracker.count == len(workflow.tasks))
+
+
+def _verify_tracked(todo: list, tasks: dict, marks: dict) -> None:
+    """Every task whose state, timestamp or children moved since the last dump is among those the tracker gave."""
+    walked = {t for t in tasks.values() if marks.get(t) != (t._state, t.last_state_change, tuple(t._children))}
+    if not walked <= set(todo):
+        raise AssertionError(f"The tracker missed tasks that moved: {sorted(str(t.id) for t in walked - set(todo))}")
 
 
 def _verify_texts(workflow, rows: _Rows) -> None:

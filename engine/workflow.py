@@ -14,9 +14,11 @@ import weakref
 from collections.abc import Iterable
 from copy import copy
 
+from SpiffWorkflow import workflow as spiff_workflow
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import MultiInstanceTask
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import ParallelMultiInstanceTask
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.task import TaskState
 from SpiffWorkflow.util.deep_merge import DeepMerge
 
@@ -35,6 +37,20 @@ class DealflowWorkflow(BpmnWorkflow):
     class only changes how fast a step finds its work, not what the state holds.
     """
 
+    def tracker(self) -> "Tracker":
+        """This workflow's tasks by state, kept up to date as they change (built on first use, and again if its task
+        map changed behind SpiffWorkflow's notifications: a restore replaces it)."""
+        tracker = self.__dict__.get("_tracker")
+        if tracker is None or tracker.tasks is not self.tasks or tracker.count != len(self.tasks):
+            tracker = self._tracker = Tracker(self.tasks)
+        elif VERIFY:
+            tracker.verify()
+        return tracker
+
+    def states(self) -> set[int]:
+        """The states its own tasks are in (not its sub-processes')."""
+        return {state for (state, _), tasks in self.tracker().by_key.items() if tasks}
+
     def is_completed(self) -> bool:
         # Workflow.is_completed walks the tree (in order: past every finished task) to the first unfinished one.
         if not self.completed:
@@ -46,16 +62,15 @@ class DealflowWorkflow(BpmnWorkflow):
 
     def update_waiting_tasks(self) -> None:
         # Workflow.update_waiting_tasks walks this workflow's tree (not its sub-processes') for WAITING tasks.
-        for task in self.tasks.values():
-            if task._state & _WAITING:
-                return super().update_waiting_tasks()
+        if _WAITING in self.states():
+            return super().update_waiting_tasks()
         return None
 
     def _do_engine_steps(self, will_complete_task=None, did_complete_task=None):
         # With a sub-process alive the walk interleaves its tasks with ours: the library's code decides.
         if self.subprocesses:
             return super()._do_engine_steps(will_complete_task, did_complete_task)
-        ready = [t for t in self.tasks.values() if t._state & _READY and not t.task_spec.manual]
+        ready = list(self.tracker().by_key.get((_READY, False), ()))
         if len(ready) > 1 or (ready and not _reachable(ready[0], _MIN_STATE)):
             return super()._do_engine_steps(will_complete_task, did_complete_task)
         for task in ready:
@@ -66,6 +81,98 @@ class DealflowWorkflow(BpmnWorkflow):
                 did_complete_task(task)
         # BpmnWorkflow._do_engine_steps: another round if a task ran or a sub-process started.
         return bool(ready) or len(self.get_active_subprocesses()) > 0
+
+
+# Checks every answer of a Tracker against a walk of the task map (the test suite sets it).
+VERIFY = False
+
+
+class Tracker:
+    """A workflow's tasks by (state, whether a person works them), and the tasks that moved since `moved` was last
+    emptied, kept up to date by SpiffWorkflow's own notifications (a state set, a child added, a task removed:
+    patched below), so that a step need not walk every task to find the few it is after.
+
+    `moved` (in the order first noted: a new task when it was created) holds each task whose state or children
+    changed, and each new task; `engine.task_rows` empties it after each dump and reads it at the next.
+    """
+
+    __slots__ = ("tasks", "count", "by_key", "moved")
+
+    def __init__(self, tasks: dict):
+        self.tasks, self.count = tasks, len(tasks)
+        self.by_key: dict[tuple[int, bool], set] = {}
+        for task in tasks.values():
+            self.by_key.setdefault((task._state, bool(task.task_spec.manual)), set()).add(task)
+        self.moved: dict = {}
+
+    def moved_to(self, task, old: int) -> None:
+        if self.tasks.get(task.id) is not task:  # SpiffWorkflow also sets the state of tasks it removed
+            return
+        manual = bool(task.task_spec.manual)
+        self.by_key[(old, manual)].discard(task)
+        self.by_key.setdefault((task._state, manual), set()).add(task)
+        self.moved[task] = None
+
+    def added(self, child, parent) -> None:
+        self.by_key.setdefault((child._state, bool(child.task_spec.manual)), set()).add(child)
+        self.count += 1
+        self.moved[child] = self.moved[parent] = None
+
+    def removed(self, task) -> None:
+        self.by_key[(task._state, bool(task.task_spec.manual))].discard(task)
+        self.count -= 1
+        self.moved.pop(task, None)
+        parent = self.tasks.get(task._parent)
+        if parent is not None:
+            self.moved[parent] = None
+
+    def verify(self) -> None:
+        walked = Tracker(self.tasks).by_key
+        mine = {key: tasks for key, tasks in self.by_key.items() if tasks}
+        if mine != {key: tasks for key, tasks in walked.items() if tasks} or self.count != len(self.tasks):
+            raise AssertionError("A task changed without SpiffWorkflow's notifications: the tracker is stale.")
+
+
+_stock_set_state = Task._set_state
+_stock_child_added = Task._child_added_notify
+_stock_task_removed = spiff_workflow.Workflow._task_removed_notify
+
+
+def _set_state(self, value: int) -> None:
+    old = self._state
+    _stock_set_state(self, value)
+    if self._state != old:
+        tracker = self.workflow.__dict__.get("_tracker")
+        if tracker is not None and tracker.tasks is self.workflow.tasks:
+            tracker.moved_to(self, old)
+
+
+def _child_added_notify(self, child) -> None:
+    _stock_child_added(self, child)
+    tracker = self.workflow.__dict__.get("_tracker")
+    if tracker is not None and tracker.tasks is self.workflow.tasks:
+        tracker.added(child, self)
+
+
+def _task_removed_notify(self, task) -> None:
+    tracker = self.__dict__.get("_tracker")
+    if tracker is not None and tracker.tasks is self.tasks:
+        tracker.removed(task)
+    _stock_task_removed(self, task)
+
+
+def _set_children(self, tasks) -> None:
+    self._children = [child.id for child in tasks]
+    tracker = self.workflow.__dict__.get("_tracker")
+    if tracker is not None:
+        tracker.moved[self] = None
+
+
+# Process-wide, as the merge below: other workflows have no tracker, and pay one dictionary lookup per change.
+Task._set_state = _set_state
+Task._child_added_notify = _child_added_notify
+Task.children = Task.children.setter(_set_children)
+spiff_workflow.Workflow._task_removed_notify = _task_removed_notify
 
 
 def _reachable(task, min_state: int) -> bool:

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from engine import engine as engine_module
+from engine import workflow as engine_workflow
 from engine.database import create_db_engine
 from engine.database import make_session_factory
 from engine.task_rows import TASK_ROWS
@@ -19,6 +20,8 @@ BACKENDS = ["sqlite", "postgresql"]
 # Every dump in the suite is also made by checking every task in full, and must come out the same: a change to a
 # task's data that a dump would skip fails the test that made it (engine.task_rows.TaskRows).
 TASK_ROWS.verify = True
+# Every answer of a workflow's task tracker is checked against a walk of its task map (engine.workflow.Tracker).
+engine_workflow.VERIFY = True
 
 # `make test` runs the suite a second time with every engine keeping its workflows between commands, as the app
 # does: then most dumps are of a workflow dumped before, where the verification above has something to compare.
