@@ -1,13 +1,19 @@
-"""SpiffWorkflow's BpmnWorkflow with its per-step tree walks answered from the task map when that is exact.
+"""SpiffWorkflow's BpmnWorkflow with its per-step tree walks answered from its tasks by state when that is exact,
+and three process-wide corrections to SpiffWorkflow 3.2.
 
 After every task it runs, SpiffWorkflow walks the whole task tree twice: once for the WAITING tasks to update
 (`update_waiting_tasks`) and once for the READY engine tasks to run (`_do_engine_steps`); `is_completed` walks it
 past every finished task to the first unfinished one. Its tree iterator costs
 3-4 µs per task, so a multi-instance approval over 300 items pays ~2 ms of walking for each item approved, and
-O(items²) for the approval. Most steps find nothing to do or exactly one thing, which one pass over the task map
-(a C-speed comprehension) tells; only then is the walk skipped. Every other case (several candidates, whose order
-is the tree's; live sub-processes, whose tasks the walk interleaves; a tree deeper than the iterator's limit)
-goes to SpiffWorkflow's own code, so what runs, and in which order, never differs from the library's.
+O(items²) for the approval. Most steps find nothing to do or exactly one thing, which the workflow's `Tracker`
+(its tasks by state, kept up to date by SpiffWorkflow's own notifications) tells at once; only then is the walk
+skipped. Every other case (several candidates, whose order is the tree's; live sub-processes, whose tasks the
+walk interleaves; a tree deeper than the iterator's limit) goes to SpiffWorkflow's own code, so what runs, and in
+which order, never differs from the library's.
+
+Process-wide (every SpiffWorkflow module calls them through the class): the notifications feed the trackers;
+`DeepMerge` copies on write; a parallel multi-instance task's `children_complete` starts from the child found
+unfinished last time. Each gives the stock results (tests/test_workflow.py).
 """
 
 import weakref
