@@ -16,7 +16,6 @@ Process-wide (every SpiffWorkflow module calls them through the class): the noti
 unfinished last time. Each gives the stock results (tests/test_workflow.py).
 """
 
-import weakref
 from collections.abc import Iterable
 from copy import copy
 
@@ -283,8 +282,6 @@ DeepMerge.merge = staticmethod(_merge)
 DeepMerge.merge_array = staticmethod(_merge_array)
 
 
-# Per parallel multi-instance task: the position among its children of the one found unfinished last time.
-_UNFINISHED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _stock_children_complete = ParallelMultiInstanceTask.children_complete
 
 
@@ -298,7 +295,8 @@ def _children_complete(self, my_task) -> bool:
     """
     ids, tasks, name = my_task._children, my_task.workflow.tasks, self.task_spec
     count = len(ids)
-    start = _UNFINISHED.get(my_task, 0)
+    # Kept on the task (as the tracker on its workflow): only the command holding the workflow touches either.
+    start = my_task.__dict__.get("_unfinished", 0)
     if start >= count:
         start = 0
     for offset in range(count):
@@ -309,7 +307,7 @@ def _children_complete(self, my_task) -> bool:
         if child is None:  # the stock method fails on such a tree: let it
             return _stock_children_complete(self, my_task)
         if child._state != TaskState.COMPLETED and child.task_spec.name == name:
-            _UNFINISHED[my_task] = index
+            my_task._unfinished = index
             return False
     return True
 
