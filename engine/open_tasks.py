@@ -1,8 +1,6 @@
 """The oldest open tasks of an instance, kept with its cached workflow between commands (see `Window`)."""
 
 import bisect
-import threading
-import weakref
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -68,27 +66,23 @@ class Window:
 
 
 class Windows:
-    """Each cached workflow's window, until the workflow is dropped (weakly keyed by the workflow object)."""
+    """Each cached workflow's window, kept on the workflow object so that it goes with it (only the command holding
+    the workflow touches it)."""
 
-    def __init__(self):
-        self._windows: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
+    _ATTRIBUTE = "_dealflow_window"
 
     def take(self, workflow, key: tuple[int, int] | None) -> Window | None:
         """The workflow's window if it stands for the instance row at `key`, removed (a command changes it)."""
-        with self._lock:
-            window = self._windows.pop(workflow, None)
+        window = workflow.__dict__.pop(self._ATTRIBUTE, None)
         return window if window is not None and key is not None and window.key == key else None
 
     def put(self, workflow, window: Window) -> None:
         """Keep `window` with `workflow`, without a key until its command has committed (`seal`)."""
         window.key = None
-        with self._lock:
-            self._windows[workflow] = window
+        workflow.__dict__[self._ATTRIBUTE] = window
 
     def seal(self, workflow, key: tuple[int, int]) -> None:
         """After the commit of the command that `put` the workflow's window: it stands for the row at `key`."""
-        with self._lock:
-            window = self._windows.get(workflow)
+        window = workflow.__dict__.get(self._ATTRIBUTE)
         if window is not None and window.key is None:
             window.key = key

@@ -2,8 +2,6 @@
 and writes only the tasks a command changed (see `TaskRows`)."""
 
 import marshal
-import threading
-import weakref
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,6 +63,7 @@ class _Rows:
 
 
 _ALL = object()  # every task of the workflow is touched / every key of a task's data changed
+_STORED = "_dealflow_rows"  # the attribute of a workflow that holds its _Stored
 _MISSING = object()
 _QUIET_STATES = TaskState.COMPLETED | TaskState.CANCELLED
 
@@ -98,42 +97,45 @@ class TaskRows:
     """
 
     def __init__(self, verify: bool = False):
-        # Keyed by the task object (hashed by identity in C; a UUID hashes in Python, 20x dearer).
-        self._stored: weakref.WeakKeyDictionary[Any, _Stored] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
         self.verify = verify
+
+    @staticmethod
+    def stored(workflow) -> "_Stored | None":
+        """What the database holds of the workflow's rows, as its last dump (or its load) left them.
+
+        Kept on the workflow object itself, so that it goes with it: a map keyed by workflows (even weakly) would
+        keep each one alive through the tasks its entries hold. Only the command holding the workflow touches it
+        (engine.runtime.WorkflowCache hands a workflow to one command at a time). Entries are keyed by the task
+        object (hashed by identity in C; a UUID hashes in Python, 20x dearer)."""
+        return workflow.__dict__.get(_STORED)
 
     def seed(self, workflow, stored: dict[Any, tuple[str, int]], next_seq: int) -> None:
         """Take `stored` ({task: (body, seq)}, every task of a workflow just loaded) as the rows in the database; the
         next dump checks every task once."""
         entries = {task: Entry(None, None, body, None, seq, None, None) for task, (body, seq) in stored.items()}
-        with self._lock:
-            self._stored[workflow] = _Stored(entries, {}, next_seq, set())
+        workflow.__dict__[_STORED] = _Stored(entries, {}, next_seq, set())
 
     def record(self, workflow, rows: _Rows) -> None:
         # From now on the workflow's tracker (engine.workflow.Tracker) notes the tasks that move, if it has one.
         tracker = workflow.tracker() if hasattr(workflow, "tracker") else None
         if tracker is not None:
             tracker.moved.clear()
-        with self._lock:
-            self._stored[workflow] = _Stored(rows.entries, rows.marks, rows.next_seq, set(), rows.nonquiet, tracker)
+        workflow.__dict__[_STORED] = _Stored(rows.entries, rows.marks, rows.next_seq, set(), rows.nonquiet, tracker)
 
     def touch(self, workflow, tasks: Iterable | None = None) -> None:
         """Announce data put on `tasks` (None: on any task) outside SpiffWorkflow's run of them: the next dump
         checks them in full."""
-        with self._lock:
-            stored = self._stored.get(workflow)
-            if stored is None or stored.touched is _ALL:
-                return
-            if tasks is None:
-                stored.touched = _ALL
-            else:
-                stored.touched.update(tasks)
+        stored = self.stored(workflow)
+        if stored is None or stored.touched is _ALL:
+            return
+        if tasks is None:
+            stored.touched = _ALL
+        else:
+            stored.touched.update(tasks)
 
     def rows(self, workflow) -> _Rows:
         """Every task's entry now, and the rows that differ from the stored ones."""
-        with self._lock:
-            stored = self._stored.get(workflow) or _Stored({}, {}, 0, _ALL)
+        stored = self.stored(workflow) or _Stored({}, {}, 0, _ALL)
         rows = self._rows(workflow, stored, stored.touched)
         if self.verify:
             _verify_texts(workflow, rows)
@@ -339,7 +341,8 @@ def _task_json(task, parent, texts: _Texts | None, children: tuple) -> tuple[str
         data, delta = {}, {"updates": DeepMerge.get_updated_keys(parent.data, task.data),
                            "deletions": DeepMerge.get_deleted_keys(parent.data, task.data)}
     internal = task.internal_data
-    long_internal = [key for key, value in internal.items() if value.__class__ is list and len(value) >= _LONG]
+    long_internal = [key for key, value in internal.items()
+                     if key.__class__ is str and value.__class__ is list and len(value) >= _LONG]
     if len(children) < _LONG and not long_internal:
         return ENCODE({
             "id": str(task.id),
@@ -357,7 +360,7 @@ def _task_json(task, parent, texts: _Texts | None, children: tuple) -> tuple[str
     children_text = texts.children if texts is not None and texts.children is not None else \
         ENCODE([str(c) for c in children])
     kept = texts.internal if texts is not None else {}
-    lists = {key: _list_text(internal[key], kept.get(key)) for key in long_internal}
+    lists = {key: text for key in long_internal if (text := _list_text(internal[key], kept.get(key))) is not None}
     own = ENCODE({"id": str(task.id), "parent": str(task._parent) if parent is not None else None})
     fields = ENCODE({"last_state_change": task.last_state_change, "state": task._state,
                      "task_spec": task.task_spec.name, "triggered": task.triggered})
@@ -377,9 +380,11 @@ def _task_json(task, parent, texts: _Texts | None, children: tuple) -> tuple[str
 _LONG = 16
 
 
-def _list_text(value: list, kept: tuple[list, str] | None) -> tuple[list, str]:
-    """(a copy of `value`, its JSON text as `ENCODE(_converted(value))` writes it), from `kept`, the copy and text
-    of an earlier encoding, when `value` begins with the very objects it held: only the new tail is encoded."""
+def _list_text(value: list, kept: tuple[list, str] | None) -> tuple[list, str] | None:
+    """(a copy of `value`, its JSON text as `ENCODE(value)` writes it) for a list of plain scalars (None for any
+    other list: it is encoded whole, every time), from `kept`, the copy and text of an earlier encoding, when
+    `value` begins with the very objects it held: only the new tail is encoded. Scalars cannot change in place, so
+    the same objects have the same text."""
     if kept is not None:
         items, text = kept
         n = len(items)
@@ -387,9 +392,13 @@ def _list_text(value: list, kept: tuple[list, str] | None) -> tuple[list, str]:
             tail = value[n:]
             if not tail:
                 return items, text
-            tail_text = ENCODE(_converted(tail))
+            if not all(item.__class__ in _SCALARS for item in tail):
+                return None
+            tail_text = ENCODE(tail)
             return value[:], (f"{text[:-1]},{tail_text[1:]}" if n else tail_text)
-    return value[:], ENCODE(_converted(value))
+    if not all(item.__class__ in _SCALARS for item in value):
+        return None
+    return value[:], ENCODE(value)
 
 
 _TASK_TYPENAME = REGISTRY.typenames[Task]

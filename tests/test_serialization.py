@@ -263,7 +263,7 @@ def test_a_completion_writes_only_the_rows_it_changed_however_many_items(workflo
             task.data["ok"] = True
             task.run()
             workflow.do_engine_steps()
-            assert TASK_ROWS._stored[workflow].tracks(workflow) == (workflow_class is DealflowWorkflow)
+            assert TASK_ROWS.stored(workflow).tracks(workflow) == (workflow_class is DealflowWorkflow)
             stock = canonical(stock_state(workflow))
             assert canonical(stored.dump(workflow)) == stock
             if 0 < n < items - 1:
@@ -291,3 +291,40 @@ def test_rows_of_tasks_that_left_the_workflow_are_deleted():
     ready_user_tasks(loaded)[0].run()
     loaded.do_engine_steps()
     assert loaded.is_completed()
+
+
+@pytest.mark.parametrize("payload", [
+    [{"n": n} for n in range(20)],  # records: changed in place, they keep their identity
+    [[n] for n in range(20)],
+])
+def test_a_long_internal_list_changed_inside_its_items_is_written(payload):
+    # A long list of plain scalars is kept as text and extended by its tail; any other long list is encoded whole
+    # every time, so a change inside one of its items reaches the row.
+    workflow, _, _ = approval(["a", "b"], DealflowWorkflow)
+    stored = Stored()
+    stored.dump(workflow)
+    parent = ready_user_tasks(workflow)[0].parent  # not quiet: checked in full at every dump
+    parent.internal_data["payload"] = payload
+    stored.dump(workflow)
+    parent.internal_data["payload"][0][next(iter(payload[0])) if isinstance(payload[0], dict) else 0] = 99
+    assert canonical(stored.dump(workflow)) == canonical(stock_state(workflow))
+    assert str(parent.id) in stored.written
+
+
+def test_workflows_that_were_dumped_are_released():
+    # What a dump keeps of a workflow (its rows, its tracker) lives on the workflow object: a map keyed by
+    # workflows, even weakly, would keep every one alive through the tasks its entries hold.
+    import gc
+    import weakref
+
+    refs = []
+    for _ in range(3):
+        workflow, _, _ = approval(["a", "b", "c"], DealflowWorkflow)
+        dump_state(workflow)
+        ready_user_tasks(workflow)[0].run()
+        workflow.do_engine_steps()
+        dump_state(workflow)
+        refs.append(weakref.ref(workflow))
+        del workflow
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None, None]
