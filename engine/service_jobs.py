@@ -44,7 +44,15 @@ _STARTED = TaskState.STARTED
 
 
 def waiting_services(workflow: BpmnWorkflow) -> ServiceMap:
-    """Every external task parked in STARTED, waiting for its handler."""
+    """Every external task parked in STARTED, waiting for its handler, in the task map's order."""
+    if not workflow.subprocesses and hasattr(workflow, "tracker"):
+        # The workflow's tracker holds its STARTED tasks (a multi-instance parent is one): with at most one of them
+        # a service, there is no order to keep and no walk over every task is needed.
+        by_key = workflow.tracker().by_key
+        found = [task for manual in (False, True) for task in by_key.get((_STARTED, manual), ())
+                 if topic_of(task) is not None]
+        if len(found) <= 1:
+            return {str(task.id): task.task_spec.bpmn_id for task in found}
     return {str(task.id): task.task_spec.bpmn_id for task in iter_tasks(workflow)
             if task._state == _STARTED and topic_of(task) is not None}
 
