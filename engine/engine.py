@@ -354,7 +354,7 @@ class Engine(JobCommands, ServiceCommands, EventCommands, queries.Queries):
             window = window.follow(removed, removed_count, added)
         # Every row this command created is a ready user task: any more of them were there before.
         elif not _more_ready_human_tasks(workflow, len(new_rows)):
-            window = Window([], 0).follow(set(), 0, added)
+            window = Window.of(added)
         if window is None or not window.enough:
             window = Window(*queries.open_task_views(session, instance.id, WINDOW))
         self._windows.put(workflow, window)

@@ -60,6 +60,11 @@ class Window:
         del tasks[WINDOW:]
         return Window(tasks, count + len(added))
 
+    @classmethod
+    def of(cls, tasks: list[TaskView]) -> "Window":
+        """The window of an instance whose open tasks are exactly `tasks`."""
+        return cls([], 0).follow(set(), 0, tasks)
+
     def view(self) -> tuple[list[TaskView], int]:
         """What a view lists, and the count."""
         return self.tasks[:OPEN_TASKS_IN_VIEW], self.count

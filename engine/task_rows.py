@@ -1,23 +1,21 @@
 """Each task's stored row (instance_task_state), kept per workflow object between dumps, so that a dump encodes
-and writes only the tasks a command changed (see `TaskRows`)."""
+and writes only the tasks a command changed (see `TaskRows`); a row's text is made by `engine.task_text`."""
 
 import marshal
 from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
-from operator import is_
-from types import ModuleType
 from typing import Any
 from typing import NamedTuple
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.task import Task
 from SpiffWorkflow.task import TaskState
-from SpiffWorkflow.util.deep_merge import DeepMerge
 
-from engine.registry import ENCODE
-from engine.registry import REGISTRY
+from engine.task_text import SCALARS
+from engine.task_text import TaskTexts
+from engine.task_text import stock_json
+from engine.task_text import task_json
 from engine.values import detached
 
 
@@ -36,20 +34,10 @@ class Entry(NamedTuple):
     cheap: tuple | None
     content: bytes | str | None
     body: str
-    texts: "_Texts | None"
+    texts: "TaskTexts | None"
     seq: int
     delta: tuple[frozenset, frozenset] | None
     sig: dict[str, Any] | None
-
-
-class _Texts(NamedTuple):
-    """The JSON text of a task's long lists, kept between dumps so that a task with hundreds of children (a
-    multi-instance parent) is not re-encoded whole each time one of them finishes: its children's ids while they
-    are the same, and each long list of its internal data (the merged children) with the items it was made of,
-    extended by its new tail while the items before it stay the same objects."""
-
-    children: str | None
-    internal: dict[str, tuple[list, str]]
 
 
 @dataclass
@@ -208,7 +196,7 @@ class TaskRows:
         content, delta = _content_of(task, parent)
         entry = rows.entries.get(task)
         if entry is None:
-            body, texts = _task_json(task, parent, None, cheap[6])
+            body, texts = task_json(task, parent, None, cheap[6])
             seq = rows.next_seq
             rows.next_seq += 1
             rows.upserts.append({"id": str(task.id), "workflow": key_of_workflow, "seq": seq, "body": body})
@@ -217,7 +205,7 @@ class TaskRows:
             if entry.cheap != cheap or entry.content != content:
                 if texts is not None and (entry.cheap is None or entry.cheap[6] != cheap[6]):
                     texts = texts._replace(children=None)
-                body, texts = _task_json(task, parent, texts, cheap[6])
+                body, texts = task_json(task, parent, texts, cheap[6])
                 if body != entry.body:
                     rows.upserts.append({"id": str(task.id), "workflow": key_of_workflow, "seq": seq, "body": body})
         keys, sig = _snapshot(task.data, entry.sig if entry is not None else None) if cheap[6] else (_ALL, None)
@@ -262,7 +250,7 @@ def _verify_texts(workflow, rows: _Rows) -> None:
         return
     tasks = {str(task.id): task for _, wf in workflows(workflow) for task in wf.tasks.values()}
     for row in rows.upserts:
-        stock = ENCODE(REGISTRY.convert(tasks[row["id"]]))
+        stock = stock_json(tasks[row["id"]])
         if row["body"] != stock:
             raise AssertionError(f"The row of task {row['id']} is {row['body']!r}, not the stock {stock!r}.")
 
@@ -296,7 +284,7 @@ def _snapshot(data: dict, old: dict | None) -> tuple[Any, dict]:
                     snap[name] = kept
                     continue
             keys.add(name)
-        snap[name] = value if value.__class__ in _SCALARS else detached(value)
+        snap[name] = value if value.__class__ in SCALARS else detached(value)
     if old is not None and list(old) != list(data):  # keys came, went or moved
         if [name for name in data if name in old] != [name for name in old if name in data]:
             return _ALL, snap
@@ -327,94 +315,6 @@ def _unaffected(task, parent, keys, entry: Entry) -> bool:
         elif (name in pdata) is not (name in deleted) or name in updated:
             return False
     return True
-
-
-def _task_json(task, parent, texts: _Texts | None, children: tuple) -> tuple[str, _Texts | None]:
-    """`ENCODE(REGISTRY.convert(task))`, the stock TaskConverter.to_dict, and the texts of its long lists to keep
-    (`_Texts`, None when it has none). The internal data is converted without a Python call per plain item.
-
-    A task with a long list is encoded in parts, each as the encoder writes it, joined as the encoder joins an
-    object's members; `texts`, the parts kept from its last encoding, are taken where they still hold."""
-    if parent is None:
-        data, delta = task.data, {}
-    else:
-        data, delta = {}, {"updates": DeepMerge.get_updated_keys(parent.data, task.data),
-                           "deletions": DeepMerge.get_deleted_keys(parent.data, task.data)}
-    internal = task.internal_data
-    long_internal = [key for key, value in internal.items()
-                     if key.__class__ is str and value.__class__ is list and len(value) >= _LONG]
-    if len(children) < _LONG and not long_internal:
-        return ENCODE({
-            "id": str(task.id),
-            "parent": str(task._parent) if parent is not None else None,
-            "children": [str(c) for c in children],
-            "last_state_change": task.last_state_change,
-            "state": task._state,
-            "task_spec": task.task_spec.name,
-            "triggered": task.triggered,
-            "internal_data": _converted(internal),
-            "data": data,
-            "delta": delta,
-            "typename": _TASK_TYPENAME,
-        }), None
-    children_text = texts.children if texts is not None and texts.children is not None else \
-        ENCODE([str(c) for c in children])
-    kept = texts.internal if texts is not None else {}
-    lists = {key: text for key in long_internal if (text := _list_text(internal[key], kept.get(key))) is not None}
-    own = ENCODE({"id": str(task.id), "parent": str(task._parent) if parent is not None else None})
-    fields = ENCODE({"last_state_change": task.last_state_change, "state": task._state,
-                     "task_spec": task.task_spec.name, "triggered": task.triggered})
-    rest = ENCODE({"data": data, "delta": delta, "typename": _TASK_TYPENAME})
-    members = []
-    for key, value in internal.items():
-        if key in lists:
-            members.append(f"{ENCODE(key)}:{lists[key][1]}")
-        elif not callable(value) and not isinstance(value, ModuleType):
-            members.append(ENCODE({key: _converted(value)})[1:-1])
-    body = (f'{own[:-1]},"children":{children_text},{fields[1:-1]},"internal_data":{{{",".join(members)}}},'
-            f'{rest[1:]}')
-    return body, _Texts(children_text, lists)
-
-
-# A list this long is kept as text between dumps (`_Texts`).
-_LONG = 16
-
-
-def _list_text(value: list, kept: tuple[list, str] | None) -> tuple[list, str] | None:
-    """(a copy of `value`, its JSON text as `ENCODE(value)` writes it) for a list of plain scalars (None for any
-    other list: it is encoded whole, every time), from `kept`, the copy and text of an earlier encoding, when
-    `value` begins with the very objects it held: only the new tail is encoded. Scalars cannot change in place, so
-    the same objects have the same text."""
-    if kept is not None:
-        items, text = kept
-        n = len(items)
-        if len(value) >= n and all(map(is_, value[:n], items)):
-            tail = value[n:]
-            if not tail:
-                return items, text
-            if not all(item.__class__ in _SCALARS for item in tail):
-                return None
-            tail_text = ENCODE(tail)
-            return value[:], (f"{text[:-1]},{tail_text[1:]}" if n else tail_text)
-    if not all(item.__class__ in _SCALARS for item in value):
-        return None
-    return value[:], ENCODE(value)
-
-
-_TASK_TYPENAME = REGISTRY.typenames[Task]
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _converted(value: Any) -> Any:
-    """REGISTRY.convert(value) (clean, then convert registered types inside dicts and lists), returning plain JSON
-    values as they are."""
-    cls = value.__class__
-    if cls in _SCALARS or (cls is list and all(item.__class__ in _SCALARS for item in value)):
-        return value
-    if cls is dict:
-        return {key: _converted(item) for key, item in value.items()
-                if not callable(item) and not isinstance(item, ModuleType)}
-    return REGISTRY.convert(value)
 
 
 def _content_of(task, parent) -> tuple[bytes | str, tuple[frozenset, frozenset] | None]:
