@@ -16,10 +16,12 @@ from SpiffWorkflow.task import TaskState
 from sqlalchemy.orm import Session
 
 from engine import state_store
+from engine import workflow as workflow_module
 from engine.definitions import LoadedSpec
 from engine.serialization import dump_state
 from engine.serialization import workflow_from_state
 from engine.sql import Batch
+from engine.task_rows import TASK_ROWS
 from engine.workflow import DealflowWorkflow
 from engine.workflow import share_parent_values
 
@@ -43,7 +45,30 @@ class Snapshot:
     states: list[int]
 
 
-def snapshot(workflow: BpmnWorkflow) -> Snapshot:
+@dataclass
+class Tracked:
+    """The start of a command whose changes the workflow's tracker notes (`engine.workflow.Tracker`): nothing to
+    copy; `diff` reads the tasks that moved. `entries`: the task rows as stored, whose `seq` is each task's place in
+    the task map. `full`: a Snapshot as well, for `diff` to check itself against (engine.workflow.VERIFY)."""
+
+    tracker: Any
+    entries: dict
+    full: Snapshot | None = None
+
+
+def snapshot(workflow: BpmnWorkflow) -> Snapshot | Tracked:
+    """What `diff` needs to tell a command's changes: the tracker, when it notes them all (a workflow with no
+    sub-process, stored, and nothing noted since its dump), else every task and its state."""
+    stored = TASK_ROWS.stored(workflow)
+    if stored is not None and not workflow.subprocesses and hasattr(workflow, "tracker"):
+        tracker = workflow.tracker()
+        # Every task stored (a task made since the dump, before the tracker was, would have no place to sort by).
+        if not tracker.moved and not tracker.gone and len(stored.entries) == tracker.count:
+            return Tracked(tracker, stored.entries, _snapshot(workflow) if workflow_module.VERIFY else None)
+    return _snapshot(workflow)
+
+
+def _snapshot(workflow: BpmnWorkflow) -> Snapshot:
     tasks = list(iter_tasks(workflow))
     return Snapshot(tasks, [task._state for task in tasks])
 
@@ -68,20 +93,58 @@ class Changes:
     created: list[SpiffTask] = field(default_factory=list)
 
 
-def diff(before: Snapshot, workflow: BpmnWorkflow) -> Changes:
-    """Compare a snapshot taken before the command with the workflow after it."""
-    changes = Changes([], [], [], [])
+def diff(before: Snapshot | Tracked, workflow: BpmnWorkflow) -> Changes:
+    """Compare the start of a command (`snapshot`) with the workflow after it."""
+    if isinstance(before, Tracked):
+        changes = _classify(*_tracked_moves(before, workflow))
+        if before.full is not None:
+            _same_changes(changes, diff(before.full, workflow))
+        return changes
     tasks = list(iter_tasks(workflow))
     count = len(before.tasks)
     if tasks[:count] == before.tasks:  # (by identity) none left, none moved in the maps: the new ones follow
         # The tasks whose state moved, found side by side in C (most of a big instance's tasks did not move).
         moved = [(task, old) for task, old in zip(before.tasks, before.states, strict=True) if task._state != old]
         moved.extend((task, None) for task in tasks[count:])
-        removed = None
-    else:
-        states = dict(zip(before.tasks, before.states, strict=True))
-        moved = [(task, states.get(task)) for task in tasks if states.get(task) != task._state]
-        removed = states
+        return _classify(moved, [])
+    states = dict(zip(before.tasks, before.states, strict=True))
+    moved = [(task, states.get(task)) for task in tasks if states.get(task) != task._state]
+    # Human tasks removed from the tree (a cancelled branch, a finished sub-process) are cancelled too; tasks were
+    # removed only if fewer of the old ones are left than there were.
+    created = sum(old is None for _, old in moved)
+    if len(tasks) - created == count:
+        return _classify(moved, [])
+    after = set(tasks)
+    return _classify(moved, [task for task, state in states.items() if task not in after and state == TaskState.READY])
+
+
+def _tracked_moves(before: Tracked, workflow: BpmnWorkflow) -> tuple[list, list]:
+    """(task, state before or None if new) of each task that moved, in the task maps' order, and the tasks removed
+    that were ready, from the tracker's notes."""
+    tracker, entries = before.tracker, before.entries
+    if workflow.__dict__.get("_tracker") is not tracker or tracker.tasks is not workflow.tasks \
+            or tracker.count != len(workflow.tasks):
+        raise RuntimeError("The workflow's task map changed behind its tracker during a command; nothing was saved.")
+    tasks = workflow.tasks
+    existing, created = [], []
+    for task, old in tracker.moved.items():
+        if old is None:
+            created.append((task, None))
+        elif task._state != old and tasks.get(task.id) is task:
+            existing.append((task, old))
+    # The map's order: a task's row sequence number (its place in the map) for those stored, the order the tracker
+    # noted them in (their creation) for the new ones.
+    existing.sort(key=lambda moved: entries[moved[0]].seq)
+    existing.extend(created)
+    for sub in workflow.subprocesses.values():  # started by the command: every task is new
+        existing.extend((task, None) for task in sub.tasks.values())
+    removed = sorted((task for task, old in tracker.gone.items() if old == TaskState.READY),
+                     key=lambda task: entries[task].seq)
+    return existing, removed
+
+
+def _classify(moved: list, removed_ready: list) -> Changes:
+    changes = Changes([], [], [], [])
     for task, old in moved:
         state = task._state
         if old is None:
@@ -94,15 +157,16 @@ def diff(before: Snapshot, workflow: BpmnWorkflow) -> Changes:
             changes.errored.append(task)
         if old == TaskState.READY and state != TaskState.COMPLETED and is_human(task):
             changes.cancelled_human_ids.append(task.id)
-    # Human tasks removed from the tree (a cancelled branch, a finished sub-process) are cancelled too; tasks were
-    # removed only if fewer of the old ones are left than there were.
-    if removed is not None and len(tasks) - len(changes.created) != count:
-        after = set(tasks)
-        changes.cancelled_human_ids.extend(
-            task.id for task, state in removed.items() if task not in after and state == TaskState.READY
-        )
+    changes.cancelled_human_ids.extend(task.id for task in removed_ready)
     changes.completed.sort(key=lambda t: t.last_state_change)
     return changes
+
+
+def _same_changes(tracked: Changes, walked: Changes) -> None:
+    for name in ("new_ready_human", "completed", "cancelled_human_ids", "errored", "created"):
+        mine, theirs = getattr(tracked, name), getattr(walked, name)
+        if mine != theirs:
+            raise AssertionError(f"The tracker's diff gave {name} {mine}, a walk of the task maps {theirs}.")
 
 
 def new_workflow(loaded: LoadedSpec, variables: dict[str, Any], script_engine) -> BpmnWorkflow:
@@ -166,6 +230,7 @@ def save_workflow(session: Session, instance, workflow: BpmnWorkflow) -> None:
 
 _OPEN = TaskState.READY | TaskState.WAITING | TaskState.STARTED
 _CHANGED = attrgetter("last_state_change")
+_SPEC = attrgetter("task_spec")
 _ACTIVE = _OPEN | TaskState.ERROR
 _COMPLETED = TaskState.COMPLETED
 
@@ -177,11 +242,11 @@ def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
         if workflow.last_task is not None:
             data.update(workflow.last_task.data)
         return data
-    # One pass over the task maps; SpiffWorkflow's tree walk (several times dearer per task) only breaks a tie,
-    # so the newest task is the one it would pick.
-    open_tasks = [t for t in iter_tasks(workflow) if t._state & _OPEN]
+    # The open tasks from the tracker, else from one pass over the task maps; SpiffWorkflow's tree walk (several
+    # times dearer per task) only breaks a tie, so the newest task is the one it would pick.
+    open_tasks = list(_in_states(workflow, _OPEN))
     if open_tasks:
-        changed = [t.last_state_change for t in open_tasks]
+        changed = list(map(_CHANGED, open_tasks))
         latest = max(changed)
         if changed.count(latest) > 1:
             return dict(max(workflow.get_tasks(state=_OPEN), key=_CHANGED).data)
@@ -193,9 +258,17 @@ def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
 def element_ids(workflow: BpmnWorkflow) -> tuple[list[str], list[str]]:
     """(active, completed) BPMN element ids, for drawing the path on the diagram."""
     # Sets of specs first (hashed by identity, one per element however many tasks it has), then their ids.
-    active = {t.task_spec for t in iter_tasks(workflow) if t._state & _ACTIVE}
-    completed = {t.task_spec for t in iter_tasks(workflow) if t._state == _COMPLETED}
+    active = set(map(_SPEC, _in_states(workflow, _ACTIVE)))
+    completed = set(map(_SPEC, _in_states(workflow, _COMPLETED)))
     return _bpmn_ids(active), _bpmn_ids(completed)
+
+
+def _in_states(workflow: BpmnWorkflow, mask: int) -> Iterable[SpiffTask]:
+    """The tasks in any state of `mask`: from the workflow's tracker, else from one pass over the task maps."""
+    if not workflow.subprocesses and hasattr(workflow, "tracker"):
+        by_key = workflow.tracker().by_key
+        return chain.from_iterable([tasks for (state, _), tasks in by_key.items() if state & mask])
+    return [t for t in iter_tasks(workflow) if t._state & mask]
 
 
 def _bpmn_ids(specs) -> list[str]:

@@ -107,7 +107,7 @@ class TaskRows:
         # From now on the workflow's tracker (engine.workflow.Tracker) notes the tasks that move, if it has one.
         tracker = workflow.tracker() if hasattr(workflow, "tracker") else None
         if tracker is not None:
-            tracker.moved.clear()
+            tracker.reset()
         workflow.__dict__[_STORED] = _Stored(rows.entries, rows.marks, rows.next_seq, set(), rows.nonquiet, tracker)
 
     def touch(self, workflow, tasks: Iterable | None = None) -> None:

@@ -97,11 +97,14 @@ class Tracker:
     emptied, kept up to date by SpiffWorkflow's own notifications (a state set, a child added, a task removed:
     patched below), so that a step need not walk every task to find the few it is after.
 
-    `moved` (in the order first noted: a new task when it was created) holds each task whose state or children
-    changed, and each new task; `engine.task_rows` empties it after each dump and reads it at the next.
+    Since it was last `reset` (after each dump, by `engine.task_rows`), it also knows what a command did:
+    - `moved` (in the order first noted: a new task when it was created) maps each task whose state or children
+      changed to its state when first noted, and each new task to None;
+    - `gone` maps each task removed from the map (but those new since) to its state before the reset.
+    `engine.task_rows` reads `moved` at a dump, `engine.runtime.diff` reads both at the end of a command.
     """
 
-    __slots__ = ("tasks", "count", "by_key", "moved")
+    __slots__ = ("tasks", "count", "by_key", "moved", "gone")
 
     def __init__(self, tasks: dict):
         self.tasks, self.count = tasks, len(tasks)
@@ -109,6 +112,11 @@ class Tracker:
         for task in tasks.values():
             self.by_key.setdefault((task._state, bool(task.task_spec.manual)), set()).add(task)
         self.moved: dict = {}
+        self.gone: dict = {}
+
+    def reset(self) -> None:
+        self.moved.clear()
+        self.gone.clear()
 
     def moved_to(self, task, old: int) -> None:
         if self.tasks.get(task.id) is not task:  # SpiffWorkflow also sets the state of tasks it removed
@@ -116,20 +124,23 @@ class Tracker:
         manual = bool(task.task_spec.manual)
         self.by_key[(old, manual)].discard(task)
         self.by_key.setdefault((task._state, manual), set()).add(task)
-        self.moved[task] = None
+        self.moved.setdefault(task, old)
 
     def added(self, child, parent) -> None:
         self.by_key.setdefault((child._state, bool(child.task_spec.manual)), set()).add(child)
         self.count += 1
-        self.moved[child] = self.moved[parent] = None
+        self.moved[child] = None
+        self.moved.setdefault(parent, parent._state)
 
     def removed(self, task) -> None:
         self.by_key[(task._state, bool(task.task_spec.manual))].discard(task)
         self.count -= 1
-        self.moved.pop(task, None)
+        old = self.moved.pop(task, task._state)
+        if old is not None:
+            self.gone[task] = old
         parent = self.tasks.get(task._parent)
         if parent is not None:
-            self.moved[parent] = None
+            self.moved.setdefault(parent, parent._state)
 
     def verify(self) -> None:
         walked = Tracker(self.tasks).by_key
@@ -170,7 +181,7 @@ def _set_children(self, tasks) -> None:
     self._children = [child.id for child in tasks]
     tracker = self.workflow.__dict__.get("_tracker")
     if tracker is not None:
-        tracker.moved[self] = None
+        tracker.moved.setdefault(self, self._state)
 
 
 # Process-wide, as the merge below: other workflows have no tracker, and pay one dictionary lookup per change.

@@ -10,7 +10,13 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import TaskState
 
+from engine.messages import deliver
+from engine.runtime import Snapshot
+from engine.runtime import Tracked
+from engine.runtime import diff
 from engine.runtime import iter_tasks
+from engine.runtime import snapshot
+from engine.serialization import dump_state
 from engine.serialization import state_to_json
 from engine.serialization import workflow_from_json
 from engine.workflow import DealflowWorkflow
@@ -206,3 +212,32 @@ def test_multi_instance_completion_is_answered_as_the_stock_method_answers_it(or
     assert spec.children_complete(parent) == _stock_children_complete(spec, parent) == (order != "one cancelled")
     assert workflow.is_completed() == (order != "one cancelled")
     assert not any(answers)
+
+
+def test_a_commands_changes_come_from_the_tracker_as_a_walk_of_the_task_map_finds_them():
+    """A stored workflow with no sub-process tells a command's changes from its tracker (`runtime.Tracked`): the
+    user task an interrupting message removes is cancelled, the path taken is completed. The suite also compares
+    every tracked diff with a walk (engine.workflow.VERIFY); here the expected changes are written out."""
+    parser = DealflowParser()
+    parser.add_bpmn_file(str(ROOT / "tests" / "bpmn" / "messages.bpmn"))
+    workflow = DealflowWorkflow(parser.get_spec("contract_signing"), parser.get_subprocess_specs("contract_signing"))
+    workflow.do_engine_steps()
+    assert isinstance(snapshot(workflow), Snapshot)  # never stored: nothing to sort the moved tasks by
+    dump_state(workflow)
+    send = next(t for t in workflow.tasks.values() if t.task_spec.name == "Send_contract")
+    assert send.state == TaskState.READY
+
+    before = snapshot(workflow)
+    assert isinstance(before, Tracked)
+    assert deliver(workflow, "message", "deal withdrawn", {"reason": "budget"}) == 1
+    workflow.do_engine_steps()
+    changes = diff(before, workflow)
+
+    assert changes.cancelled_human_ids == [send.id]
+    assert [t.task_spec.name for t in changes.completed] == ["Withdrawn", "End_withdrawn"]
+    assert not changes.new_ready_human and not changes.errored
+    assert workflow.is_completed()
+    # Until the next dump the tracker holds this command's moves: the next command snapshots the task map instead.
+    assert isinstance(snapshot(workflow), Snapshot)
+    dump_state(workflow)
+    assert isinstance(snapshot(workflow), Tracked)
