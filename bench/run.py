@@ -43,10 +43,10 @@ from bench.raw import open_raw_sqlite  # noqa: E402
 PROFILES = {
     # rounds, instances per variant per round, HTTP instances, inbox queries/completions, MI rounds, scale rounds/s
     # Many short rounds: each ratio compares neighbouring seconds, so a noisy machine moves both sides alike.
-    "default": dict(rounds=15, instances=50, http_instances=20, queries=300, completions=150, mi_rounds=3,
-                    scale_rounds=3, scale_seconds=12.0),
+    "default": dict(rounds=15, instances=50, http_instances=20, queries=300, completions=150, mi_rounds=9,
+                    scale_rounds=10, scale_seconds=4.0),
     "quick": dict(rounds=2, instances=40, http_instances=20, queries=100, completions=60, mi_rounds=1,
-                  scale_rounds=2, scale_seconds=5.0),
+                  scale_rounds=2, scale_seconds=3.0),
 }
 
 
@@ -84,6 +84,7 @@ def throughput(p: dict, tmp: Path, pool, pg_url: str, log) -> dict:
         sizes = {name: (n_http if name.startswith("Dealflow HTTP") else n) for name in variants}
         for run in variants.values():  # warm-up: caches, pools, connections, the server's workers
             run(10, 10_000_000)
+        pg.analyze()
         series = {name: [] for name in variants}
         names = list(variants)
         for r in range(p["rounds"]):
@@ -179,33 +180,41 @@ def multi_instance(p: dict, tmp: Path, pool, log) -> dict:
 
 
 def scale(p: dict, tmp: Path, pg_url: str, log, clients: int = 8) -> dict:
-    """1, 2 and 4 gunicorn workers on one PostgreSQL, each driven by the same load generator."""
+    """1, 2 and 4 gunicorn workers on one PostgreSQL, each driven by the same load generator.
+
+    The three servers run side by side, each warmed up once (an idle one costs a sweeper's tick a second); then
+    short runs take turns round by round, in alternating order, so that each ratio compares runs seconds apart.
+    This machine's speed drifts by 10-20% over minutes: one server at a time, a run of each every minute, made
+    the ratio a matter of when each ran.
+    """
     from bench.http_runs import make_token
     from bench.http_runs import run_load
     from bench.http_runs import start_server
 
     db = pg_database(pg_url)
+    servers = {}
     try:
         token = make_token(db)
-        series = {"1": [], "2": [], "4": []}
+        for workers in ("1", "2", "4"):
+            servers[workers] = start_server(db.url, workers=int(workers), log=tmp / f"gunicorn-{workers}.log")
         first = 0
+        for workers, server in servers.items():
+            # Warm every worker up (each builds its app, script pool and caches on its first requests).
+            run_load(server.port, token, clients, 3.0 + 1.5 * int(workers), first)
+            first += 10_000_000
+        db.analyze()
+        series = {workers: [] for workers in servers}
         for r in range(p["scale_rounds"]):
-            order = ("1", "2", "4") if r % 2 == 0 else ("4", "2", "1")
-            for workers in order:
-                server = start_server(db.url, workers=int(workers), log=tmp / f"gunicorn-{workers}.log")
-                try:
-                    # Warm every worker up (each builds its app, script pool and caches on its first requests).
-                    run_load(server.port, token, clients, 3.0 + 1.5 * int(workers), first)
-                    first += 10_000_000
-                    done, elapsed = run_load(server.port, token, clients, p["scale_seconds"], first)
-                    first += 10_000_000
-                finally:
-                    server.stop()
+            for workers in (("1", "2", "4") if r % 2 == 0 else ("4", "2", "1")):
+                done, elapsed = run_load(servers[workers].port, token, clients, p["scale_seconds"], first)
+                first += 10_000_000
                 series[workers].append(done / elapsed)
-                log(f"  round {r + 1}: {workers} worker(s) {done / elapsed:.1f} instances/s")
+            log(f"  round {r + 1}: " + ", ".join(f"{w} worker(s) {v[-1]:.1f}/s" for w, v in series.items()))
         ratios = {f"{w}/1": [a / b for a, b in zip(series[w], series["1"], strict=True)] for w in ("2", "4")}
         return {"series": series, "ratios": ratios, "clients": clients, "seconds": p["scale_seconds"]}
     finally:
+        for server in servers.values():
+            server.stop()
         db.close()
 
 
