@@ -48,8 +48,9 @@ class Snapshot:
 @dataclass
 class Tracked:
     """The start of a command whose changes the workflow's tracker notes (`engine.workflow.Tracker`): nothing to
-    copy; `diff` reads the tasks that moved. `entries`: the task rows as stored, whose `seq` is each task's place in
-    the task map. `full`: a Snapshot as well, for `diff` to check itself against (engine.workflow.VERIFY)."""
+    copy; `diff` reads the tasks that moved. `entries`: the task rows as stored, whose `seq` orders the tasks as the
+    task map does (`engine.task_rows.Entry`). `full`: a Snapshot as well, for `diff` to check itself against
+    (engine.workflow.VERIFY)."""
 
     tracker: Any
     entries: dict
@@ -60,10 +61,11 @@ def snapshot(workflow: BpmnWorkflow) -> Snapshot | Tracked:
     """What `diff` needs to tell a command's changes: the tracker, when it notes them all (a workflow with no
     sub-process, stored, and nothing noted since its dump), else every task and its state."""
     stored = TASK_ROWS.stored(workflow)
-    if stored is not None and not workflow.subprocesses and hasattr(workflow, "tracker"):
+    # The tracker the last dump (or the load) left: it has seen every move since.
+    if stored is not None and not workflow.subprocesses and stored.tracker is not None \
+            and workflow.__dict__.get("_tracker") is stored.tracker:
         tracker = workflow.tracker()
-        # Every task stored (a task made since the dump, before the tracker was, would have no place to sort by).
-        if not tracker.moved and not tracker.gone and len(stored.entries) == tracker.count:
+        if tracker is stored.tracker and not tracker.moved and not tracker.gone:
             return Tracked(tracker, stored.entries, _snapshot(workflow) if workflow_module.VERIFY else None)
     return _snapshot(workflow)
 
@@ -126,21 +128,19 @@ def _tracked_moves(before: Tracked, workflow: BpmnWorkflow) -> tuple[list, list]
             or tracker.count != len(workflow.tasks):
         raise RuntimeError("The workflow's task map changed behind its tracker during a command; nothing was saved.")
     tasks = workflow.tasks
-    existing, created = [], []
+    moved, created = [], []
     for task, old in tracker.moved.items():
         if old is None:
             created.append((task, None))
         elif task._state != old and tasks.get(task.id) is task:
-            existing.append((task, old))
-    # The map's order: a task's row sequence number (its place in the map) for those stored, the order the tracker
-    # noted them in (their creation) for the new ones.
-    existing.sort(key=lambda moved: entries[moved[0]].seq)
-    existing.extend(created)
-    for sub in workflow.subprocesses.values():  # started by the command: every task is new
-        existing.extend((task, None) for task in sub.tasks.values())
-    removed = sorted((task for task, old in tracker.gone.items() if old == TaskState.READY),
-                     key=lambda task: entries[task].seq)
-    return existing, removed
+            moved.append((task, old))
+    # The map's order: the stored ones by their rows' sequence numbers, then the new ones in the order the tracker
+    # noted them (their creation, as the map has them), then the tasks of the sub-processes the command started.
+    moved.sort(key=lambda pair: entries[pair[0]].seq)
+    moved.extend(created)
+    for sub in workflow.subprocesses.values():
+        moved.extend((task, None) for task in sub.tasks.values())
+    return moved, sorted(tracker.gone, key=lambda task: entries[task].seq)
 
 
 def _classify(moved: list, removed_ready: list) -> Changes:
@@ -157,7 +157,7 @@ def _classify(moved: list, removed_ready: list) -> Changes:
             changes.errored.append(task)
         if old == TaskState.READY and state != TaskState.COMPLETED and is_human(task):
             changes.cancelled_human_ids.append(task.id)
-    changes.cancelled_human_ids.extend(task.id for task in removed_ready)
+    changes.cancelled_human_ids.extend(task.id for task in removed_ready if is_human(task))
     changes.completed.sort(key=lambda t: t.last_state_change)
     return changes
 
@@ -244,7 +244,7 @@ def variables_of(workflow: BpmnWorkflow) -> dict[str, Any]:
         return data
     # The open tasks from the tracker, else from one pass over the task maps; SpiffWorkflow's tree walk (several
     # times dearer per task) only breaks a tie, so the newest task is the one it would pick.
-    open_tasks = list(_in_states(workflow, _OPEN))
+    open_tasks = _in_states(workflow, _OPEN)
     if open_tasks:
         changed = list(map(_CHANGED, open_tasks))
         latest = max(changed)
@@ -263,11 +263,11 @@ def element_ids(workflow: BpmnWorkflow) -> tuple[list[str], list[str]]:
     return _bpmn_ids(active), _bpmn_ids(completed)
 
 
-def _in_states(workflow: BpmnWorkflow, mask: int) -> Iterable[SpiffTask]:
+def _in_states(workflow: BpmnWorkflow, mask: int) -> list[SpiffTask]:
     """The tasks in any state of `mask`: from the workflow's tracker, else from one pass over the task maps."""
     if not workflow.subprocesses and hasattr(workflow, "tracker"):
         by_key = workflow.tracker().by_key
-        return chain.from_iterable([tasks for (state, _), tasks in by_key.items() if state & mask])
+        return list(chain.from_iterable([tasks for (state, _), tasks in by_key.items() if state & mask]))
     return [t for t in iter_tasks(workflow) if t._state & mask]
 
 

@@ -27,9 +27,11 @@ def workflows(workflow) -> Iterator[tuple[str, Any]]:
 
 
 # A task's stored row as the dump knows it. `cheap`: the task's own fields but its data, None when loaded and not
-# compared yet; `content`: the data fingerprint (`_content_of`); `delta`: the keys of its data's delta against its
-# parent's ((updated, deleted), None without a parent); `sig`: a copy of its data (`_snapshot`), kept for tasks with
-# children that are checked in full.
+# compared yet; `content`: the data fingerprint (`_content_of`); `seq`: the row's sequence number, which orders a
+# workflow's tasks as its task map does (a new task's is the next one, given in the order the task map got them;
+# a load restores the map in its order), and engine.runtime.diff relies on it; `delta`: the keys of its data's delta
+# against its parent's ((updated, deleted), None without a parent); `sig`: a copy of its data (`_snapshot`), kept for
+# tasks with children that are checked in full.
 class Entry(NamedTuple):
     cheap: tuple | None
     content: bytes | str | None
@@ -70,7 +72,8 @@ class TaskRows:
     commands that put data on a task (a completion, `set_variables`, a message payload, a handler's result)
     `touch` it first. So a dump checks in full:
     - every task that is new, not quiet, touched, or whose state, timestamp or children moved since the last dump
-      (one comprehension over the task map finds them: the quiet tasks' marks are kept);
+      (the workflow's tracker noted them; after a load, and in sub-processes, one comprehension over the task map
+      finds them: the quiet tasks' marks are kept);
     - a quiet child of a checked task whose data changed at a key where the child's delta could change: each
       checked task with children keeps a copy of its data (`_snapshot`), and its quiet children
       look only at the keys that changed (`_unaffected`).
@@ -101,7 +104,9 @@ class TaskRows:
         """Take `stored` ({task: (body, seq)}, every task of a workflow just loaded) as the rows in the database; the
         next dump checks every task once."""
         entries = {task: Entry(None, None, body, None, seq, None, None) for task, (body, seq) in stored.items()}
-        workflow.__dict__[_STORED] = _Stored(entries, {}, next_seq, set())
+        # The tracker notes every move from here on (engine.runtime.snapshot relies on it being this one).
+        tracker = workflow.tracker() if hasattr(workflow, "tracker") else None
+        workflow.__dict__[_STORED] = _Stored(entries, {}, next_seq, set(), tracker=tracker)
 
     def record(self, workflow, rows: _Rows) -> None:
         # From now on the workflow's tracker (engine.workflow.Tracker) notes the tasks that move, if it has one.

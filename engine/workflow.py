@@ -93,14 +93,14 @@ VERIFY = False
 
 
 class Tracker:
-    """A workflow's tasks by (state, whether a person works them), and the tasks that moved since `moved` was last
-    emptied, kept up to date by SpiffWorkflow's own notifications (a state set, a child added, a task removed:
-    patched below), so that a step need not walk every task to find the few it is after.
+    """A workflow's tasks by (state, whether a person works them), and what moved since it was last `reset`, kept up
+    to date by SpiffWorkflow's own notifications (a state set, a child added, a task removed: patched below), so
+    that a step need not walk every task to find the few it is after.
 
-    Since it was last `reset` (after each dump, by `engine.task_rows`), it also knows what a command did:
+    What moved since the last reset (after each dump, by `engine.task_rows`):
     - `moved` (in the order first noted: a new task when it was created) maps each task whose state or children
-      changed to its state when first noted, and each new task to None;
-    - `gone` maps each task removed from the map (but those new since) to its state before the reset.
+      changed to its state when first noted, and each task created since to None;
+    - `gone` holds the tasks removed from the map that were ready at the last reset (not those created since).
     `engine.task_rows` reads `moved` at a dump, `engine.runtime.diff` reads both at the end of a command.
     """
 
@@ -135,9 +135,8 @@ class Tracker:
     def removed(self, task) -> None:
         self.by_key[(task._state, bool(task.task_spec.manual))].discard(task)
         self.count -= 1
-        old = self.moved.pop(task, task._state)
-        if old is not None:
-            self.gone[task] = old
+        if self.moved.pop(task, task._state) == _READY:  # None for a task created since: never ready before
+            self.gone[task] = None
         parent = self.tasks.get(task._parent)
         if parent is not None:
             self.moved.setdefault(parent, parent._state)
@@ -180,7 +179,7 @@ def _task_removed_notify(self, task) -> None:
 def _set_children(self, tasks) -> None:
     self._children = [child.id for child in tasks]
     tracker = self.workflow.__dict__.get("_tracker")
-    if tracker is not None:
+    if tracker is not None and tracker.tasks is self.workflow.tasks and tracker.tasks.get(self.id) is self:
         tracker.moved.setdefault(self, self._state)
 
 
