@@ -42,9 +42,11 @@ class Database:
     def analyze(self) -> None:
         """Bring PostgreSQL's planner statistics up to date, as autovacuum does on a server that has run a minute.
 
-        Its first pass comes a minute (autovacuum_naptime) after a fresh database gets rows, later than most runs
-        end. Until then the planner has no row counts: it closed two task rows in three through an inbox index,
-        walking every open entry, instead of by primary key. SQLite's planner keeps no statistics.
+        Its first pass comes a minute (autovacuum_naptime) after a fresh database gets rows, later than a scale run's
+        warm-up ends. Until then the planner has no row counts: it closed two task rows in three through an inbox
+        index, walking every open entry, instead of by primary key. Call it once the tables hold a representative
+        load (statistics of a few dozen rows made every later round slower as the tables grew: a sequential scan
+        planned for 30 rows). SQLite's planner keeps no statistics.
         """
         if self.sql.dialect.name == "postgresql":
             with self.sql.connect() as connection:

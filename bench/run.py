@@ -84,7 +84,6 @@ def throughput(p: dict, tmp: Path, pool, pg_url: str, log) -> dict:
         sizes = {name: (n_http if name.startswith("Dealflow HTTP") else n) for name in variants}
         for run in variants.values():  # warm-up: caches, pools, connections, the server's workers
             run(10, 10_000_000)
-        pg.analyze()
         series = {name: [] for name in variants}
         names = list(variants)
         for r in range(p["rounds"]):
