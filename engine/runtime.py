@@ -24,6 +24,7 @@ from engine.sql import Batch
 from engine.task_rows import TASK_ROWS
 from engine.workflow import DealflowWorkflow
 from engine.workflow import share_parent_values
+from engine.workflow import tracked
 
 # Control tasks SpiffWorkflow adds to every spec; never shown to users or auditors.
 INTERNAL_SPECS = ("Start", "End", "Root")
@@ -60,13 +61,11 @@ class Tracked:
 def snapshot(workflow: BpmnWorkflow) -> Snapshot | Tracked:
     """What `diff` needs to tell a command's changes: the tracker, when it notes them all (a workflow with no
     sub-process, stored, and nothing noted since its dump), else every task and its state."""
-    stored = TASK_ROWS.stored(workflow)
-    # The tracker the last dump (or the load) left: it has seen every move since.
-    if stored is not None and not workflow.subprocesses and stored.tracker is not None \
-            and workflow.__dict__.get("_tracker") is stored.tracker:
-        tracker = workflow.tracker()
-        if tracker is stored.tracker and not tracker.moved and not tracker.gone:
-            return Tracked(tracker, stored.entries, _snapshot(workflow) if workflow_module.VERIFY else None)
+    tracker, stored = tracked(workflow), TASK_ROWS.stored(workflow)
+    # The tracker the last dump (or the load) left, which has seen every move since, and nothing moved yet.
+    if tracker is not None and stored is not None and tracker is stored.tracker and not tracker.moved \
+            and not tracker.gone:
+        return Tracked(tracker, stored.entries, _snapshot(workflow) if workflow_module.VERIFY else None)
     return _snapshot(workflow)
 
 
@@ -124,8 +123,7 @@ def _tracked_moves(before: Tracked, workflow: BpmnWorkflow) -> tuple[list, list]
     """(task, state before or None if new) of each task that moved, in the task maps' order, and the tasks removed
     that were ready, from the tracker's notes."""
     tracker, entries = before.tracker, before.entries
-    if workflow.__dict__.get("_tracker") is not tracker or tracker.tasks is not workflow.tasks \
-            or tracker.count != len(workflow.tasks):
+    if workflow.tracker() is not tracker:  # rebuilt: its task map changed behind SpiffWorkflow's notifications
         raise RuntimeError("The workflow's task map changed behind its tracker during a command; nothing was saved.")
     tasks = workflow.tasks
     moved, created = [], []
@@ -265,9 +263,9 @@ def element_ids(workflow: BpmnWorkflow) -> tuple[list[str], list[str]]:
 
 def _in_states(workflow: BpmnWorkflow, mask: int) -> list[SpiffTask]:
     """The tasks in any state of `mask`: from the workflow's tracker, else from one pass over the task maps."""
-    if not workflow.subprocesses and hasattr(workflow, "tracker"):
-        by_key = workflow.tracker().by_key
-        return list(chain.from_iterable([tasks for (state, _), tasks in by_key.items() if state & mask]))
+    tracker = tracked(workflow)
+    if tracker is not None:
+        return list(chain.from_iterable([tasks for (state, _), tasks in tracker.by_key.items() if state & mask]))
     return [t for t in iter_tasks(workflow) if t._state & mask]
 
 

@@ -31,6 +31,7 @@ from engine.models import JobStatus
 from engine.parameters import ParameterError
 from engine.parameters import evaluate_parameters
 from engine.runtime import iter_tasks
+from engine.workflow import tracked
 
 ServiceMap = dict[str, str]  # task id -> element id
 
@@ -45,10 +46,11 @@ _STARTED = TaskState.STARTED
 
 def waiting_services(workflow: BpmnWorkflow) -> ServiceMap:
     """Every external task parked in STARTED, waiting for its handler, in the task map's order."""
-    if not workflow.subprocesses and hasattr(workflow, "tracker"):
+    tracker = tracked(workflow)
+    if tracker is not None:
         # The workflow's tracker holds its STARTED tasks (a multi-instance parent is one): with at most one of them
         # a service, there is no order to keep and no walk over every task is needed.
-        by_key = workflow.tracker().by_key
+        by_key = tracker.by_key
         found = [task for manual in (False, True) for task in by_key.get((_STARTED, manual), ())
                  if topic_of(task) is not None]
         if len(found) <= 1:

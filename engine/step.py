@@ -44,6 +44,7 @@ from engine.sql import Batch
 from engine.sql import Prepared
 from engine.status import transition
 from engine.workflow import share_parent_values
+from engine.workflow import tracked
 
 OPEN_WORK = TaskState.READY | TaskState.STARTED
 T = TypeVar("T")
@@ -99,7 +100,7 @@ def status_of(workflow: BpmnWorkflow, failure: str | None) -> InstanceStatus:
         return InstanceStatus.ERROR
     # The states present: from the workflow's tracker, else from one pass over the task maps (SpiffWorkflow's tree
     # iterator costs far more per task).
-    if not workflow.subprocesses and hasattr(workflow, "states"):
+    if tracked(workflow) is not None:
         states = workflow.states()
     else:
         states = {task._state for task in iter_tasks(workflow)}

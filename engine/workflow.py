@@ -92,6 +92,14 @@ class DealflowWorkflow(BpmnWorkflow):
 VERIFY = False
 
 
+def tracked(workflow) -> "Tracker | None":
+    """The workflow's tracker when it answers for every task of the workflow (a DealflowWorkflow with no live
+    sub-process, whose tasks are in maps of their own), else None: the caller walks the task maps."""
+    if workflow.subprocesses or not isinstance(workflow, DealflowWorkflow):
+        return None
+    return workflow.tracker()
+
+
 class Tracker:
     """A workflow's tasks by (state, whether a person works them), and what moved since it was last `reset`, kept up
     to date by SpiffWorkflow's own notifications (a state set, a child added, a task removed: patched below), so
